@@ -1,0 +1,65 @@
+"""The Ansible side of every k8s module: shared auth options, dependency check, one way to fail.
+
+Modules build ``KubeModule(argument_spec=...)`` instead of ``AnsibleModule``; it merges ``AUTH_ARG_SPEC``
+(documented once in the ``kubediag.egress.k8s_auth`` doc fragment) and hands out a connected ``KubeClient``.
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KUBERNETES_IMPORT_ERROR, KubeError, connect
+
+AUTH_ARG_SPEC = {
+    "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
+    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
+    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"], "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
+    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False, "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
+    "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
+    "no_proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_NO_PROXY"])},
+    "backoff_retries": {"type": "int", "default": 3},
+    "backoff_delay": {"type": "float", "default": 0.5},
+    "api_timeout": {"type": "float", "default": 15.0},
+}
+
+
+class KubeModule:
+    """AnsibleModule plus the shared Kubernetes auth options, by composition."""
+
+    def __init__(self, argument_spec, **kwargs):
+        self.module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **argument_spec}, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        self._client = None
+
+    @property
+    def client(self):
+        """The connected KubeClient, built on first use (so offline modes need no kubernetes library)."""
+        if KUBERNETES_IMPORT_ERROR is not None:
+            self.module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+        if self._client is None:
+            p = self.params
+            self._client = connect(
+                kubeconfig=p["kubeconfig"], context=p["context"], host=p["host"], api_key=p["api_key"],
+                validate_certs=p["validate_certs"], ca_cert=p["ca_cert"], client_cert=p["client_cert"],
+                client_key=p["client_key"], proxy=p["proxy"], no_proxy=p["no_proxy"],
+                retries=p["backoff_retries"], backoff=p["backoff_delay"], timeout=p["api_timeout"],
+            )
+        return self._client
+
+    def exit_json(self, **result):
+        self.module.exit_json(**result)
+
+    def fail_from_exception(self, exc, **result):
+        """One way to fail: a KubeError's sentence as msg, anything else named as a bug, traceback attached."""
+        if isinstance(exc, KubeError):
+            msg = str(exc)
+        elif isinstance(exc, ValueError):
+            msg = f"invalid input: {exc}"
+        else:
+            msg = f"unexpected {type(exc).__name__}: {exc} (this is a bug in kubediag.egress; please report it with the traceback)"
+        self.module.fail_json(msg=msg, exception=traceback.format_exc(), **result)

@@ -1,0 +1,166 @@
+# Copyright: (c) 2026, kubediag.egress contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: mesh_egress_info
+short_description: Say whether Istio lets a pod reach an external host and port, and which ServiceEntry or setting decides
+version_added: 0.1.0
+author:
+  - kubediag.egress maintainers (@kubediag)
+description:
+  - Reads the pod (is it injected with a sidecar, or in ambient mode?), the mesh config (ConfigMap istio-system/istio, or
+    C(istio-<revision>) for a revisioned pod, key C(mesh)), the Sidecar resources, the ServiceEntries (networking.istio.io
+    v1, else v1beta1) and the egress gateways, and decides whether the mesh blocks the pod's egress to O(host):O(port).
+  - The finding users struggle to see is C(outboundTrafficPolicy REGISTRY_ONLY) with no ServiceEntry for the host, whose symptom is
+    HTTP 502 from BlackHoleCluster or a reset TLS connection; the reasons then name the near misses and the ServiceEntry that fixes it.
+  - A cluster without the Istio CRDs gives RV(istio_installed=false) and RV(blocked=false); it is not an error.
+  - A list this user may not read is listed in RV(not_checked); it does not fail the module.
+options:
+  namespace:
+    description: Namespace of the pod.
+    type: str
+    required: true
+  pod:
+    description: Name of the pod.
+    type: str
+    required: true
+  host:
+    description: The external host name (or IP) the pod connects to.
+    type: str
+    required: true
+  port:
+    description: The destination port.
+    type: int
+    required: true
+  host_ips:
+    description:
+      - The addresses O(host) resolves to, when known. They are matched against ServiceEntry C(addresses)/C(endpoints) and the
+        sidecar's C(excludeOutboundIPRanges)/C(includeOutboundIPRanges) annotations. The module does not resolve O(host) itself.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - kubediag.egress.k8s_auth
+  - kubediag.egress.info_attributes
+"""
+
+EXAMPLES = r"""
+- name: Does the mesh let shop/web reach api.example.com:443?
+  kubediag.egress.mesh_egress_info:
+    namespace: shop
+    pod: web
+    host: api.example.com
+    port: 443
+  register: mesh
+
+- name: Explain a REGISTRY_ONLY block
+  ansible.builtin.debug:
+    msg: "{{ mesh.reasons }}"
+  when: mesh.blocked
+"""
+
+RETURN = r"""
+istio_installed:
+  description: Whether the cluster serves the Istio networking CRDs.
+  returned: always
+  type: bool
+  sample: true
+injected:
+  description: Whether the pod is in the mesh (a sidecar, or ambient mode).
+  returned: always
+  type: bool
+  sample: true
+dataplane:
+  description: C(sidecar), C(ambient) or null.
+  returned: always
+  type: str
+  sample: sidecar
+mode:
+  description: The effective outboundTrafficPolicy, C(ALLOW_ANY) or C(REGISTRY_ONLY).
+  returned: always
+  type: str
+  sample: REGISTRY_ONLY
+mode_source:
+  description: Where the mode comes from (the mesh ConfigMap, a Sidecar, or Istio's default).
+  returned: always
+  type: str
+  sample: ConfigMap istio-system/istio
+blocked:
+  description: True only when the sidecar captures the traffic, the mode is REGISTRY_ONLY and no visible ServiceEntry covers host:port.
+  returned: always
+  type: bool
+  sample: true
+matching_service_entries:
+  description: ServiceEntries that make host:port known to the pod, C({name, namespace, hosts, matched_host, port, location, resolution, export_to, warnings}).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+near_misses:
+  description: Why ServiceEntries naming the host do not apply (wrong port, not exported, not imported by the Sidecar).
+  returned: always
+  type: list
+  elements: str
+  sample: ["ServiceEntry shop/api covers api.example.com but not port 443 (ports 80)"]
+sidecar:
+  description: The Sidecar resource applying to the pod, C(namespace/name), or null.
+  returned: always
+  type: str
+  sample: null
+ambiguous_sidecars:
+  description: Several Sidecars that apply to the pod (Istio uses the oldest).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+egress_gateways:
+  description: Istio egress gateways found, C(namespace/name (Kind)).
+  returned: always
+  type: list
+  elements: str
+  sample: [istio-system/istio-egressgateway (Deployment)]
+reasons:
+  description: Sentences explaining the decision, the symptom and the fix.
+  returned: always
+  type: list
+  elements: str
+  sample: ["REGISTRY_ONLY (ConfigMap istio-system/istio) and no ServiceEntry visible to shop covers api.example.com:443: ..."]
+not_checked:
+  description: What could not be read, C({what, reason, message}); reason is C(not_installed) or C(forbidden).
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+"""
+
+from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, classify_ip, read_mesh  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress  # noqa: E402
+
+ARGUMENT_SPEC = {
+    "namespace": {"type": "str", "required": True},
+    "pod": {"type": "str", "required": True},
+    "host": {"type": "str", "required": True},
+    "port": {"type": "int", "required": True},
+    "host_ips": {"type": "list", "elements": "str", "default": []},
+}
+
+
+def main():
+    module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    try:
+        host_ips = [classify_ip(ip, "host_ips") for ip in params["host_ips"]]
+        reader = ClusterReader(module.client)
+        pod, objects, installed = read_mesh(reader, params["namespace"], params["pod"], params)
+        result = mesh_egress(pod, params["host"], params["port"], objects, host_ips)
+        if not installed:
+            result["reasons"].append("the Istio networking CRDs are not installed: Istio does not filter this pod's egress")
+        module.exit_json(changed=False, istio_installed=installed, not_checked=reader.not_checked, **result)
+    # Every failure becomes a message, never a traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        module.fail_from_exception(exc, changed=False)
+
+
+if __name__ == "__main__":
+    main()

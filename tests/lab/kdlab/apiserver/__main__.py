@@ -1,0 +1,5 @@
+import sys
+
+from kdlab.apiserver.main import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+import socket
+
+import pytest
+import yaml
+
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, _exec_result, connect
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "error"),
+    [
+        ("", 0, ""),
+        ('{"metadata":{},"status":"Success"}', 0, ""),
+        (
+            '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 7],'
+            ' exit code 7","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"7"}]}}',
+            7,
+            "",
+        ),
+        (
+            '{"metadata":{},"status":"Failure","message":"OCI runtime exec failed: exec failed: unable to start container process:'
+            ' exec: \\"curl\\": executable file not found in $PATH: unknown","reason":"InternalError"}',
+            None,
+            'exec: "curl": executable file not found in $PATH',
+        ),
+    ],
+)
+def test_exec_status_channel_gives_exit_code_or_error(status, exit_code, error):
+    result = _exec_result("out", "err", status, 0.1)
+    assert result.exit_code == exit_code
+    assert error in result.error
+    assert (result.stdout, result.stderr) == ("out", "err")
+
+
+def test_missing_kubeconfig_is_named(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(KubeError, match=f"kubeconfig {missing} does not exist"):
+        connect(kubeconfig=str(missing))
+
+
+def _kubeconfig(tmp_path, server):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "u"}}],
+    }))
+    return str(path)
+
+
+def test_unknown_context_is_named(tmp_path):
+    with pytest.raises(KubeError, match="context 'elsewhere'"):
+        connect(kubeconfig=_kubeconfig(tmp_path, "https://127.0.0.1:1"), context="elsewhere")
+
+
+def test_unreachable_api_server_is_a_sentence_not_a_traceback(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: connection refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kube = connect(kubeconfig=_kubeconfig(tmp_path, f"http://127.0.0.1:{port}"), retries=1, backoff=0.01, timeout=2)
+    with pytest.raises(KubeError, match=f"cannot reach the Kubernetes API server at http://127.0.0.1:{port}"):
+        kube.call(kube.core.list_namespace)
+
+
+def test_explicit_api_key_wins_over_the_kubeconfig_token(tmp_path):
+    kube = connect(kubeconfig=_kubeconfig(tmp_path, "https://127.0.0.1:1"), api_key="explicit")
+    settings = kube.api_client.configuration.auth_settings()
+    assert settings["BearerToken"]["value"] == "Bearer explicit"
+
+
+def test_kubeconfig_token_is_used_without_api_key(tmp_path):
+    kube = connect(kubeconfig=_kubeconfig(tmp_path, "https://127.0.0.1:1"))
+    assert kube.api_client.configuration.auth_settings()["BearerToken"]["value"] == "Bearer t"
