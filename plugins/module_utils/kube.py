@@ -138,14 +138,19 @@ class KubeClient:
         kwargs = {"command": list(argv), "stdout": True, "stderr": True, "stdin": False, "tty": False, "_preload_content": False}
         if container:
             kwargs["container"] = container
+        # kubernetes.stream swaps the ApiClient's request method while an exec opens: concurrent execs (probe batches,
+        # the node probe) each need their own ApiClient.
+        api_client = k8s_client.ApiClient(self.api_client.configuration)
         try:
-            ws = k8s_stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
+            ws = k8s_stream(k8s_client.CoreV1Api(api_client).connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
         except ApiException as exc:
+            api_client.close()
             handshake = HANDSHAKE_STATUS.search(str(exc.reason or "")) if exc.status == 0 else None
             if handshake:
                 exc.status = int(handshake.group(1))
             raise self.explain(exc, what) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            api_client.close()
             raise self.unreachable(exc) from exc
 
         stdout, stderr = [], []
@@ -166,6 +171,7 @@ class KubeClient:
             status_text = ws.read_channel(3)
         finally:
             ws.close()
+            api_client.close()
         return _exec_result("".join(stdout), "".join(stderr), status_text, time.monotonic() - started)
 
 

@@ -1,0 +1,380 @@
+"""pod_probe: run every check of the field guide inside a pod's network namespace, in two exec round trips.
+
+probe(run, targets, options) is the core: `run(argv, timeout) -> ExecResult` executes one command in the container
+(kubernetes exec, or anything else that behaves the same, such as the lab's `kdlab exec` in tests). probe_pod() adds
+the Kubernetes side: the pod and container checks, the cluster DNS IP, the ephemeral debug container for images without
+a shell, the node debug pod for the node comparison, and cleanup of everything it created.
+"""
+
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote_plus
+
+from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts, probe_script
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
+    parse_http_url,
+    parse_proxy_url,
+    parse_targets,
+    validate_host,
+    validate_ip,
+    validate_mtu_sizes,
+    validate_timeout,
+)
+
+DEFAULT_DEBUG_IMAGE = "nicolaka/netshoot"
+DEFAULT_EXTERNAL_RESOLVER = "8.8.8.8"
+EVIDENCE_LIMIT = 4000
+# The exec command travels in the request URL; API servers and proxies in front of them commonly cap a request line
+# at 8 KiB, so checks are spread over several concurrent execs when one would exceed this.
+EXEC_URL_BUDGET = 7000
+DETECT_TIMEOUT = 20.0
+EXEC_OVERHEAD = 15.0
+NO_SHELL_MARKERS = ("executable file not found", "no such file or directory", "not found in $path")
+MANAGED_BY = "kubediag.egress"
+STATUS_ORDER = ("error", "fail", "ok", "skipped")
+
+
+class NoShell(Exception):
+    """The container has no /bin/sh (a distroless or scratch image): nothing can run in it."""
+
+
+def build_options(timeout=5, cluster_dns_ip=None, external_resolver=DEFAULT_EXTERNAL_RESOLVER, known_good_ip=None, echo_url=None,
+                  test_proxy=None, mtu_sizes=None, cluster_domain="cluster.local") -> probe_script.ProbeOptions:
+    """Validated ProbeOptions from the module's option values. Raises TargetError naming the bad value."""
+    return probe_script.ProbeOptions(
+        timeout=validate_timeout(timeout),
+        cluster_dns_ip=validate_ip(cluster_dns_ip, "cluster_dns_ip") if cluster_dns_ip else None,
+        cluster_domain=validate_host(cluster_domain, "cluster_domain"),
+        external_resolver=validate_ip(external_resolver, "external_resolver") if external_resolver else None,
+        known_good_ip=validate_ip(known_good_ip, "known_good_ip") if known_good_ip else None,
+        echo_url=parse_http_url(echo_url, "echo_url") if echo_url else None,
+        test_proxy=parse_proxy_url(test_proxy, "test_proxy") if test_proxy else None,
+        mtu_sizes=tuple(validate_mtu_sizes(mtu_sizes)) if mtu_sizes is not None else probe_script.DEFAULT_MTU_SIZES,
+    )
+
+
+def _encoded_length(argv: list[str]) -> int:
+    return sum(len(quote_plus(arg)) + len("&command=") for arg in argv)
+
+
+def batches(checks: list, timeout: int, timeout_mode: str) -> list[list]:
+    """Split the runnable checks into groups whose exec argv fits EXEC_URL_BUDGET (one group in the usual case)."""
+    base = _encoded_length(probe_script.probe_argv([], timeout, timeout_mode))
+    groups, current, size = [], [], base
+    for check in checks:
+        if check.record is None:
+            continue
+        cost = len(quote_plus(probe_script.encode_record(check.record))) + len("&command=")
+        if current and size + cost > EXEC_URL_BUDGET:
+            groups.append(current)
+            current, size = [], base
+        current.append(check)
+        size += cost
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _is_no_shell(result: ExecResult) -> bool:
+    text = f"{result.error} {result.stdout} {result.stderr}".lower()
+    return (result.exit_code is None or result.exit_code in (126, 127)) and any(marker in text for marker in NO_SHELL_MARKERS)
+
+
+def detect(run) -> probe_script.Environment:
+    result = run(probe_script.detect_argv(), DETECT_TIMEOUT)
+    if _is_no_shell(result):
+        raise NoShell(result.error or result.stdout.strip() or result.stderr.strip())
+    if result.exit_code is None:
+        raise KubeError(f"the exec that looks for tools in the container failed: {result.error}")
+    environment = probe_script.parse_detection(result.stdout)
+    if not environment.tools and result.exit_code != 0:
+        raise KubeError(f"the tool detection script failed in the container (exit {result.exit_code}): {result.stderr.strip()[:300]}")
+    return environment
+
+
+def _evidence(output: str) -> str:
+    if len(output) <= EVIDENCE_LIMIT:
+        return output
+    return output[:EVIDENCE_LIMIT] + f"\n[... {len(output) - EVIDENCE_LIMIT} more characters]"
+
+
+def _check_entry(check, parsed, raw) -> dict:
+    entry = {"id": check.id, "kind": check.kind, "target": check.target, "tool": check.tool or None, "params": check.params}
+    if parsed is None:
+        entry.update(status="skipped", error_class="tool_missing", summary=check.skipped_reason, details={}, evidence="", duration_ms=0,
+                     exit_code=None)
+        return entry
+    entry.update(parsed, evidence=_evidence(raw["output"]), duration_ms=raw["duration_ms"], exit_code=raw["exit_code"])
+    return entry
+
+
+def _run_batches(run, groups: list[list], environment, options) -> dict:
+    """check id -> raw result, every batch in its own concurrent exec."""
+    exec_timeout = options.timeout + EXEC_OVERHEAD
+
+    def one(group):
+        result = run(probe_script.probe_argv(group, options.timeout, environment.timeout_mode), exec_timeout)
+        if result.exit_code is None and not result.stdout:
+            raise KubeError(f"the probe exec failed: {result.error}")
+        return group, probe_script.split_probe_output(result.stdout, len(group))
+
+    raw = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+        for group, results in pool.map(one, groups):
+            for check, result in zip(group, results, strict=True):
+                raw[check.id] = result
+    return raw
+
+
+def assemble(checks: list, raw: dict, environment, options, targets: list) -> dict:
+    """The facts: local facts, one entry per check (DF pings folded into one MTU entry per host), per-target status."""
+    mtu_by_host: dict[str, list] = {}
+    entries = []
+    for check in checks:
+        result = raw.get(check.id)
+        if check.record is None:
+            entries.append(_check_entry(check, None, None))
+            continue
+        if result is None or result["exit_code"] is None:
+            parsed = probe_facts.fact("error", "no_result", "the check did not report (the exec was cut short)")
+            entries.append(_check_entry(check, parsed, result or {"output": "", "duration_ms": None, "exit_code": None}))
+            continue
+        parsed = probe_facts.parse_check(check.kind, check.tool, result["exit_code"], result["output"], check.params)
+        if check.kind == "mtu":
+            mtu_by_host.setdefault(check.target, []).append((check, parsed, result))
+            continue
+        entries.append(_check_entry(check, parsed, result))
+    interface_mtu = environment.interface_mtu.get("eth0") or max((m for i, m in environment.interface_mtu.items() if i != "lo"), default=None)
+    for host, items in mtu_by_host.items():
+        summary = probe_facts.summarize_mtu(host, [parsed for _check, parsed, _raw in items], interface_mtu)
+        evidence = "\n".join(f"--- {check.params['size']} bytes (exit {result['exit_code']})\n{result['output']}" for check, _parsed, result in items)
+        entry = {"id": f"mtu:{host}", "kind": "mtu", "target": host, "tool": "ping -M do", "params": {"host": host,
+                 "sizes": [check.params["size"] for check, _parsed, _raw in items]}, **summary,
+                 "evidence": _evidence(evidence), "duration_ms": max((raw["duration_ms"] or 0) for _check, _parsed, raw in items), "exit_code": None}
+        entries.append(entry)
+    settings = probe_script.proxy_settings(environment.env)
+    facts = {
+        "environment": environment.as_dict(),
+        "resolv_conf": probe_facts.parse_resolv_conf(environment.resolv_conf, options.cluster_dns_ip),
+        "hosts_file": environment.hosts,
+        "ca_bundle": probe_facts.ca_bundle_fact(environment.ca_bundles, environment.env),
+        "proxy_env": probe_facts.proxy_env_fact(environment.env, settings),
+        "checks": entries,
+        "targets": [_target_summary(t, entries, settings) for t in targets],
+    }
+    facts["summary"] = {status: sum(1 for e in entries if e["status"] == status) for status in ("ok", "fail", "error", "skipped")}
+    return facts
+
+
+def _target_summary(target, entries: list, settings: dict) -> dict:
+    related = [e for e in entries if e["target"] in (target.url, target.host)]
+    statuses = [e["status"] for e in related if e["status"] != "skipped"]
+    worst = next((s for s in STATUS_ORDER if s in statuses), "skipped")
+    return {**target.as_dict(), "status": worst, "check_ids": [e["id"] for e in related],
+            "proxy": probe_script.proxy_for(target, settings)}
+
+
+def probe(run, targets: list, options: probe_script.ProbeOptions) -> dict:
+    """Both round trips through `run`; returns the facts. Raises NoShell or KubeError."""
+    started = time.monotonic()
+    environment = detect(run)
+    checks = probe_script.plan_checks(targets, environment, options)
+    groups = batches(checks, options.timeout, environment.timeout_mode)
+    raw = _run_batches(run, groups, environment, options) if groups else {}
+    facts = assemble(checks, raw, environment, options, targets)
+    facts["exec_round_trips"] = 1 + (1 if groups else 0)
+    facts["concurrent_execs"] = len(groups)
+    facts["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return facts
+
+
+# --- the Kubernetes side ------------------------------------------------------------------------------------------
+
+
+def _exec_runner(client, namespace: str, pod: str, container: str):
+    def run(argv, timeout):
+        return client.exec_in_pod(namespace, pod, argv, container=container, timeout=timeout)
+    return run
+
+
+def read_pod(client, namespace: str, name: str):
+    try:
+        return client.call(client.core.read_namespaced_pod, name, namespace, what=f"pod {namespace}/{name}")
+    except KubeError as error:
+        if error.status == 404:
+            raise KubeError(f"pod {namespace}/{name} not found: check the pod name and namespace (kubectl get pods -n {namespace}).",
+                            status=404) from error
+        raise
+
+
+def pick_container(pod, wanted) -> str:
+    names = [c.name for c in pod.spec.containers]
+    ref = f"{pod.metadata.namespace}/{pod.metadata.name}"
+    if wanted:
+        if wanted not in names:
+            raise KubeError(f"pod {ref} has no container named {wanted!r} (containers: {', '.join(names)}); pass one of those as container.")
+        return wanted
+    annotations = pod.metadata.annotations or {}
+    default = annotations.get("kubectl.kubernetes.io/default-container")
+    return default if default in names else names[0]
+
+
+def require_running(pod, container: str) -> None:
+    ref = f"{pod.metadata.namespace}/{pod.metadata.name}"
+    phase = pod.status.phase if pod.status else None
+    if phase != "Running":
+        raise KubeError(f"pod {ref} is {phase or 'in an unknown phase'}, not Running: exec needs a running pod. Wait for it to start "
+                        f"(kubectl describe pod -n {pod.metadata.namespace} {pod.metadata.name} shows why it is not running).")
+    for status in (pod.status.container_statuses or []):
+        if status.name == container and not (status.state and status.state.running):
+            raise KubeError(f"container {container!r} of pod {ref} is not running; exec needs a running container.")
+
+
+def discover_cluster_dns_ip(client):
+    """The kube-dns Service's ClusterIP, and a note when it could not be read."""
+    try:
+        service = client.call(client.core.read_namespaced_service, "kube-dns", "kube-system", what="service kube-system/kube-dns")
+    except KubeError as error:
+        return None, f"cluster DNS IP unknown ({error}); pass cluster_dns_ip to compare resolvers"
+    ip = service.spec.cluster_ip if service.spec else None
+    return (ip, "") if ip and ip != "None" else (None, "service kube-system/kube-dns has no ClusterIP; pass cluster_dns_ip")
+
+
+def _wait_for(predicate, what: str, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise KubeError(f"{what} did not start within {timeout:g}s; check the image can be pulled and the node has room.")
+        time.sleep(interval)
+
+
+def add_debug_container(client, pod, target_container: str, image: str, lifetime: int, start_timeout: float = 60.0) -> str:
+    """An ephemeral container in the pod's network namespace. Kubernetes cannot remove one, so it runs `sleep lifetime`
+    and exits by itself once the probe is done."""
+    namespace, name = pod.metadata.namespace, pod.metadata.name
+    debug_name = f"kdprobe-{secrets.token_hex(3)}"
+    existing = [c.to_dict() if hasattr(c, "to_dict") else c for c in (pod.spec.ephemeral_containers or [])]
+    spec = {"name": debug_name, "image": image, "command": ["sleep", str(lifetime)], "targetContainerName": target_container,
+            "stdin": False, "tty": False}
+    body = {"spec": {"ephemeralContainers": [_camel_container(c) for c in existing] + [spec]}}
+    client.call(client.core.patch_namespaced_pod_ephemeralcontainers, name, namespace, body,
+                what=f"ephemeral debug container in pod {namespace}/{name} (RBAC: patch pods/ephemeralcontainers)")
+
+    def running():
+        current = client.call(client.core.read_namespaced_pod, name, namespace, what=f"pod {namespace}/{name}")
+        statuses = current.status.ephemeral_container_statuses or []
+        return any(s.name == debug_name and s.state is not None and s.state.running is not None for s in statuses)
+
+    _wait_for(running, f"ephemeral debug container {debug_name} ({image}) in pod {namespace}/{name}", start_timeout)
+    return debug_name
+
+
+def _camel_container(container: dict) -> dict:
+    """A to_dict() container (snake_case) back to the API's camelCase keys, for the existing entries of the list."""
+    def camel(key):
+        head, *rest = key.split("_")
+        return head + "".join(part.title() for part in rest)
+    return {camel(k): v for k, v in container.items() if v is not None}
+
+
+def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "kdprobe-node-", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "node-probe"}},
+        "spec": {"nodeName": node, "hostNetwork": True, "dnsPolicy": "Default", "restartPolicy": "Never",
+                 "terminationGracePeriodSeconds": 0, "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False,
+                 "containers": [{"name": "probe", "image": image, "command": ["sleep", str(lifetime)]}]},
+    }
+
+
+def probe_node(client, node: str, namespace: str, image: str, targets: list, options, start_timeout: float = 60.0) -> dict:
+    """The same checks from the node: a hostNetwork pod pinned to it, deleted afterwards whatever happens."""
+    lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
+    manifest = node_debug_pod_manifest(node, namespace, image, lifetime)
+    created = client.call(client.core.create_namespaced_pod, namespace, manifest,
+                          what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+    name = created.metadata.name
+    try:
+        def running():
+            pod = client.call(client.core.read_namespaced_pod, name, namespace, what=f"node debug pod {namespace}/{name}")
+            if pod.status and pod.status.phase in ("Failed", "Succeeded"):
+                raise KubeError(f"node debug pod {namespace}/{name} ended ({pod.status.phase}) before the probe could run.")
+            return pod.status is not None and pod.status.phase == "Running"
+
+        _wait_for(running, f"node debug pod {namespace}/{name} on node {node}", start_timeout)
+        facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
+        facts["runner"] = {"mode": "node_debug_pod", "node": node, "pod": f"{namespace}/{name}", "image": image}
+        return facts
+    finally:
+        delete_pod_quietly(client, namespace, name)
+
+
+def delete_pod_quietly(client, namespace: str, name: str) -> None:
+    try:
+        client.call(client.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0, what=f"node debug pod {namespace}/{name}")
+    except KubeError as error:
+        if error.status != 404:
+            raise
+
+
+def probe_pod(client, namespace: str, pod_name: str, targets_option, container=None, options=None, debug_container=False,
+              debug_image=DEFAULT_DEBUG_IMAGE, node_probe=False, check_mode=False) -> dict:
+    """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked."""
+    targets = parse_targets(targets_option)
+    options = options or build_options()
+    started = time.monotonic()
+    pod = read_pod(client, namespace, pod_name)
+    container = pick_container(pod, container)
+    require_running(pod, container)
+    notes = []
+    if options.cluster_dns_ip is None:
+        options.cluster_dns_ip, note = discover_cluster_dns_ip(client)
+        if note:
+            notes.append(note)
+    node = pod.spec.node_name
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        node_future = None
+        if node_probe and node and not check_mode:
+            node_future = pool.submit(probe_node, client, node, namespace, debug_image, targets, options)
+        elif node_probe:
+            notes.append("node probe skipped: " + ("check mode creates no debug pod" if check_mode else "the pod is not scheduled on a node"))
+        result = _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes)
+        result["node"] = node_future.result() if node_future is not None else None
+    result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
+                       "ip": pod.status.pod_ip if pod.status else None},
+                  notes=notes, duration_ms=int((time.monotonic() - started) * 1000))
+    return result
+
+
+def _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes) -> dict:
+    namespace, name = pod.metadata.namespace, pod.metadata.name
+    try:
+        facts = probe(_exec_runner(client, namespace, name, container), targets, options)
+        facts["runner"] = {"mode": "exec", "container": container, "image": None}
+        facts["probed"] = True
+        return facts
+    except NoShell as no_shell:
+        reason = (f"container {container!r} of pod {namespace}/{name} has no shell to run the probes ({no_shell}); "
+                  "it is probably a distroless or scratch image")
+    if not debug_container or check_mode:
+        what_to_do = ("check mode does not add an ephemeral container; run without --check" if debug_container else
+                      f"set debug_container: true to probe from an ephemeral debug container ({debug_image}) that shares the pod's "
+                      "network namespace (needs RBAC patch on pods/ephemeralcontainers and a pullable image; set debug_image for a "
+                      "private registry)")
+        notes.append(f"{reason}. Not probed: {what_to_do}.")
+        return {"probed": False, "not_probed_reason": f"{reason}. {what_to_do}.", "runner": {"mode": "none", "container": container},
+                "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
+    lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + 60)
+    debug_name = add_debug_container(client, pod, container, debug_image, lifetime)
+    facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
+    facts["runner"] = {"mode": "ephemeral_container", "container": debug_name, "target_container": container, "image": debug_image}
+    facts["probed"] = True
+    notes.append(f"{reason}; probed from ephemeral container {debug_name} ({debug_image}), which exits by itself within {lifetime}s "
+                 "(Kubernetes cannot remove an ephemeral container from a pod's spec).")
+    return facts

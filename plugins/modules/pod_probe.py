@@ -1,0 +1,302 @@
+# Copyright: (c) 2026, kubediag.egress contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: pod_probe
+short_description: Run every egress check of the field guide from inside a pod's network namespace, in bounded time
+version_added: 0.1.0
+author:
+  - kubediag.egress maintainers (@kubediag)
+description:
+  - Runs, inside the pod (Kubernetes exec), the tests an engineer runs by hand when a pod cannot reach an external endpoint,
+    and returns structured facts for M(kubediag.egress.egress_report) and the verdict.
+  - "Checks: C(/etc/resolv.conf) (is the nameserver the cluster DNS service); DNS for each target name through the pod's
+    resolver, the cluster DNS IP and an external resolver (NXDOMAIN, SERVFAIL, REFUSED and timeout told apart); ICMP to each
+    target and to O(known_good_ip); TCP connect to each host:port; UDP with an answer check; HTTP and HTTPS with status and
+    timings (DNS, connect, TLS, first byte) and the exact failure; TLS with and without verification (the guide's C(curl -k)),
+    the certificate's subject, issuer, SANs and validity; the CA bundle; proxy variables, whether the proxy answers and whether
+    the target works through it or directly; path MTU by DF pings of decreasing size (black hole and its size); the egress IP
+    seen by O(echo_url)."
+  - "Two exec round trips: one finds the tools (curl, wget, dig, nslookup, nc, ping, openssl, bash, BusyBox applets), one runs
+    every check concurrently, each under its own timeout, so a pod where everything times out answers in about O(timeout)
+    seconds. A check whose tool is missing is reported as skipped, naming the tool."
+  - Targets are validated strictly (host, port, path) and reach the pod's shell only as positional arguments; a value such as
+    C(x;touch pwned) is refused before anything runs.
+  - A container without a shell (distroless) is probed from an ephemeral debug container when O(debug_container=true);
+    otherwise the result says why it was not probed and what to allow.
+  - With O(node_probe=true), the same checks run from the pod's node in a short-lived hostNetwork pod, deleted afterwards.
+options:
+  namespace:
+    description: Namespace of the pod.
+    type: str
+    default: default
+  pod:
+    description: Name of the pod to probe from.
+    type: str
+    required: true
+  container:
+    description:
+      - Container to exec into. Defaults to the pod's C(kubectl.kubernetes.io/default-container) annotation, else its first container.
+    type: str
+  targets:
+    description:
+      - The endpoints to probe, as URLs (C(https://api.example.com/health), C(http://host:8080/), C(tcp://db.example.com:5432),
+        C(udp://ntp.example.com:123)) or mappings with C(host), C(port), C(protocol) (tcp or udp), C(scheme) (http, https, tcp,
+        udp) and C(path).
+      - At most 32. Hosts must be DNS names or IP literals; paths only URL-safe characters.
+    type: list
+    elements: raw
+    required: true
+  timeout:
+    description: Seconds each check may take (1-60). The whole probe takes about this long when everything times out.
+    type: int
+    default: 5
+  cluster_dns_ip:
+    description:
+      - The cluster DNS Service IP to query explicitly and to compare resolv.conf with. Default is the ClusterIP of
+        C(kube-system/kube-dns).
+    type: str
+  cluster_domain:
+    description:
+      - The cluster's DNS domain. C(kubernetes.default.svc.<cluster_domain>) is resolved through the cluster DNS to tell
+        "the cluster DNS does not answer" from "it answers but cannot resolve external names".
+    type: str
+    default: cluster.local
+  external_resolver:
+    description:
+      - A resolver outside the cluster to query directly (the guide's C(nslookup name 8.8.8.8)). Set it to a reachable
+        resolver in air-gapped clusters; an empty string skips these queries.
+    type: str
+    default: 8.8.8.8
+  known_good_ip:
+    description: An IP address that should answer ICMP from anywhere (the guide's C(ping 8.8.8.8)); not pinged when omitted.
+    type: str
+  echo_url:
+    description: A URL whose body is the caller's IP address (the guide's C(curl ifconfig.me)), to learn the egress IP.
+    type: str
+  test_proxy:
+    description:
+      - A proxy URL (C(http://proxy.corp:3128)) to try each HTTP(S) target through, whether or not the pod's environment names
+        one, so "direct egress blocked but the proxy works" can be told.
+    type: str
+  mtu_sizes:
+    description: Packet sizes (bytes, IP MTU) of the DF pings that measure the path MTU to each target host.
+    type: list
+    elements: int
+    default: [1500, 1472, 1450, 1400, 1350, 1280, 1000, 576]
+  debug_container:
+    description:
+      - When the container has no shell, add an ephemeral debug container (O(debug_image)) that shares the pod's network
+        namespace and probe from it. Kubernetes cannot remove an ephemeral container; it runs C(sleep) and exits by itself.
+      - Needs RBAC C(patch) on C(pods/ephemeralcontainers). Never done in check mode.
+    type: bool
+    default: false
+  debug_image:
+    description: Image of the ephemeral debug container and of the node debug pod; point it at a private registry mirror if needed.
+    type: str
+    default: nicolaka/netshoot
+  node_probe:
+    description:
+      - Also run the checks from the pod's node, in a hostNetwork pod pinned to it (in O(namespace)), deleted afterwards, also
+        on failure. Needs RBAC C(create)/C(delete) on pods and a namespace that admits hostNetwork pods. Never done in check mode.
+    type: bool
+    default: false
+notes:
+  - The module only reads; it reports C(changed=false). The only writes it may make are the debug container and node pod,
+    only when allowed, and the node pod is always deleted.
+extends_documentation_fragment:
+  - kubediag.egress.k8s_auth
+  - kubediag.egress.info_attributes
+"""
+
+EXAMPLES = r"""
+- name: Why can the checkout pod not reach the payment API?
+  kubediag.egress.pod_probe:
+    namespace: shop
+    pod: checkout-7d9f8b7c4-x2x9q
+    targets:
+      - https://api.payments.example.com/health
+      - tcp://db.example.com:5432
+      - udp://ntp.example.com:123
+    echo_url: https://ifconfig.me/ip
+    known_good_ip: 1.1.1.1
+  register: probe
+
+- name: List what failed
+  ansible.builtin.debug:
+    msg: "{{ probe.checks | selectattr('status', 'eq', 'fail') | map(attribute='summary') | list }}"
+
+- name: Air-gapped cluster, distroless pod, compare with the node
+  kubediag.egress.pod_probe:
+    context: prod-eu
+    namespace: payments
+    pod: api-0
+    targets:
+      - {host: vault.corp.example, port: 8200, scheme: https, path: /v1/sys/health}
+    external_resolver: 10.0.0.2
+    test_proxy: http://proxy.corp.example:3128
+    debug_container: true
+    debug_image: registry.corp.example/mirror/netshoot:v0.13
+    node_probe: true
+    timeout: 3
+"""
+
+RETURN = r"""
+probed:
+  description: Whether the checks ran. False when the container has no shell and no debug container was allowed.
+  returned: always
+  type: bool
+  sample: true
+not_probed_reason:
+  description: Why nothing ran and what to allow, when RV(probed) is false.
+  returned: when probed is false
+  type: str
+  sample: "container 'app' of pod shop/static has no shell ... set debug_container: true ..."
+pod:
+  description: The pod probed from.
+  returned: always
+  type: dict
+  sample: {namespace: shop, name: web, container: app, node: node-1, ip: 10.244.0.3}
+runner:
+  description:
+    - How the checks ran. C(mode) is C(exec), C(ephemeral_container), C(node_debug_pod) or C(none).
+  returned: always
+  type: dict
+  sample: {mode: exec, container: app, image: null}
+environment:
+  description:
+    - What the container has. C(tools) maps each tool found to C({path, version, flavor}) (flavor busybox, bind, iputils,
+      openbsd, gnu...); C(timeout_mode) is how checks are bounded (gnu, old, watchdog, none); C(interface_mtu) maps interfaces to MTUs.
+  returned: when probed
+  type: dict
+  sample: {tools: {curl: {path: /usr/bin/curl, version: curl, flavor: curl}}, timeout_mode: gnu, shell: sh, interface_mtu: {eth0: 1500}}
+resolv_conf:
+  description:
+    - The pod's C(/etc/resolv.conf) as a fact (C(status), C(error_class) missing, no_nameserver or not_cluster_dns, C(summary),
+      C(details) with nameservers, search, ndots, options, cluster_dns_ip, nameserver_is_cluster_dns, evidence).
+  returned: when probed
+  type: dict
+  sample: {status: ok, error_class: null, summary: "nameserver 10.96.0.10, search ...", details: {nameservers: [10.96.0.10], ndots: 5}}
+hosts_file:
+  description: The lines of the container's C(/etc/hosts) (entries there override DNS), null when missing.
+  returned: when probed
+  type: list
+  elements: str
+  sample: ["127.0.0.1 localhost"]
+ca_bundle:
+  description: Whether a CA bundle is present (C(details.bundles) lists C({path, certificates})).
+  returned: when probed
+  type: dict
+  sample: {status: ok, summary: CA bundle /etc/ssl/certs/ca-certificates.crt with 140 certificates}
+proxy_env:
+  description:
+    - Proxy variables of the container (any case) in C(details.variables), and the effective C(http_proxy), C(https_proxy),
+      C(all_proxy), C(no_proxy) as curl reads them.
+  returned: when probed
+  type: dict
+  sample: {status: ok, details: {variables: {HTTPS_PROXY: "http://proxy.corp:3128"}, https_proxy: "http://proxy.corp:3128"}}
+checks:
+  description:
+    - One entry per check, C({id, kind, target, tool, params, status, error_class, summary, details, evidence, duration_ms, exit_code}).
+    - C(kind) is dns, icmp, tcp, udp, http, tls, mtu, proxy or egress_ip. C(status) is ok, fail (the network said no), error
+      (the check could not run properly) or skipped (C(summary) names the missing tool).
+    - C(error_class) is a stable identifier; see docs/pod_probe.md for the full list per kind (nxdomain, servfail, refused,
+      timeout, reset, unreachable, dns, http_status, tls_expired, tls_unknown_ca, tls_hostname_mismatch, blackhole...).
+    - C(evidence) is the tool's raw output (cut at 4000 characters).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: "http:https://api.example.test/health"
+      kind: http
+      status: fail
+      error_class: timeout
+      summary: "HTTPS https://api.example.test/health: timed out during connect"
+      details: {http_code: null, time_connect: 0.0, timeout_stage: connect, curl_exit: 28}
+      duration_ms: 5120
+targets:
+  description: Each target as parsed, with its worst check status and the ids of its checks.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{url: "https://api.example.test/health", host: api.example.test, port: 443, scheme: https, status: fail, check_ids: []}]
+summary:
+  description: How many checks ended ok, fail, error and skipped.
+  returned: always
+  type: dict
+  sample: {ok: 20, fail: 3, error: 0, skipped: 2}
+node:
+  description: The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null.
+  returned: always
+  type: dict
+  sample: null
+notes:
+  description: What was not checked and why (cluster DNS IP unknown, node probe skipped in check mode, debug container used...).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+exec_round_trips:
+  description: Exec round trips used (2 normally).
+  returned: when probed
+  type: int
+  sample: 2
+duration_ms:
+  description: Wall time of the whole probe in milliseconds.
+  returned: always
+  type: int
+  sample: 1240
+"""
+
+from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import (  # noqa: E402
+    DEFAULT_DEBUG_IMAGE,
+    DEFAULT_EXTERNAL_RESOLVER,
+    build_options,
+    probe_pod,
+)
+from ansible_collections.kubediag.egress.plugins.module_utils.probe_script import DEFAULT_MTU_SIZES  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets  # noqa: E402
+
+ARGUMENT_SPEC = {
+    "namespace": {"type": "str", "default": "default"},
+    "pod": {"type": "str", "required": True},
+    "container": {"type": "str"},
+    "targets": {"type": "list", "elements": "raw", "required": True},
+    "timeout": {"type": "int", "default": 5},
+    "cluster_dns_ip": {"type": "str"},
+    "cluster_domain": {"type": "str", "default": "cluster.local"},
+    "external_resolver": {"type": "str", "default": DEFAULT_EXTERNAL_RESOLVER},
+    "known_good_ip": {"type": "str"},
+    "echo_url": {"type": "str"},
+    "test_proxy": {"type": "str"},
+    "mtu_sizes": {"type": "list", "elements": "int", "default": list(DEFAULT_MTU_SIZES)},
+    "debug_container": {"type": "bool", "default": False},
+    "debug_image": {"type": "str", "default": DEFAULT_DEBUG_IMAGE},
+    "node_probe": {"type": "bool", "default": False},
+}
+
+
+def main():
+    module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    try:
+        # Validate everything before the first API call: a bad target never reaches a pod.
+        parse_targets(params["targets"])
+        options = build_options(timeout=params["timeout"], cluster_dns_ip=params["cluster_dns_ip"],
+                                external_resolver=params["external_resolver"], known_good_ip=params["known_good_ip"],
+                                echo_url=params["echo_url"], test_proxy=params["test_proxy"], mtu_sizes=params["mtu_sizes"],
+                                cluster_domain=params["cluster_domain"])
+        result = probe_pod(module.client, params["namespace"], params["pod"], params["targets"], container=params["container"],
+                           options=options, debug_container=params["debug_container"], debug_image=params["debug_image"],
+                           node_probe=params["node_probe"], check_mode=module.check_mode)
+        if not result["probed"]:
+            module.module.warn(result["not_probed_reason"])
+        module.exit_json(changed=False, **result)
+    # Every failure becomes a message, never a traceback.
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        module.fail_from_exception(exc, changed=False)
+
+
+if __name__ == "__main__":
+    main()

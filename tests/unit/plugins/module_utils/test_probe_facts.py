@@ -1,0 +1,108 @@
+"""Parsers of tool output: real outputs captured in the lab (table-driven), and the pieces that combine several."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts
+
+CASES = yaml.safe_load((Path(__file__).parent / "probe_facts_cases" / "lab_outputs.yml").read_text(encoding="utf-8"))
+# The lab's certificates are made at `kdlab up`; "now" is pinned so expires_in_days does not drift.
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["name"])
+def test_lab_output(case):
+    if case["kind"] == "tls":
+        result = probe_facts.parse_tls(case["exit_code"], case["output"], case["params"], now=NOW)
+    else:
+        result = probe_facts.parse_check(case["kind"], case["tool"], case["exit_code"], case["output"], case["params"])
+    expect = dict(case["expect"])
+    assert (result["status"], result["error_class"]) == (expect.pop("status"), expect.pop("error_class")), result["summary"]
+    for key, value in expect.items():
+        assert result["details"][key] == value, key
+    assert result["summary"]
+
+
+def test_every_case_kind_is_covered():
+    covered = {(c["kind"], c["expect"]["error_class"]) for c in CASES}
+    for needed in [("dns", "nxdomain"), ("dns", "servfail"), ("dns", "timeout"), ("http", "tls_expired"), ("http", "tls_unknown_ca"),
+                   ("http", "tls_hostname_mismatch"), ("http", "refused"), ("http", "timeout"), ("tcp", "timeout"), ("udp", "no_answer")]:
+        assert needed in covered
+
+
+def pmtu(size, status, error_class=None, mtu=None):
+    return probe_facts.fact(status, error_class, "", size=size, mtu=mtu)
+
+
+@pytest.mark.parametrize(("results", "interface_mtu", "error_class", "expect"), [
+    ([pmtu(1500, "fail", "timeout"), pmtu(1400, "fail", "timeout"), pmtu(1280, "ok"), pmtu(576, "ok")], 1500, "blackhole",
+     {"largest_ok": 1280, "smallest_lost": 1400, "blackhole": True, "path_mtu_estimate": 1280}),
+    ([pmtu(1500, "ok"), pmtu(1280, "ok")], 1500, None, {"largest_ok": 1500, "blackhole": False}),
+    # frag-needed arrives: PMTU discovery works, no black hole
+    ([pmtu(1500, "fail", "frag_needed", 1400), pmtu(1280, "ok")], 1500, None, {"reported_mtu": 1400, "path_mtu_estimate": 1400}),
+    # the pod's own interface is smaller: local, not a black hole
+    ([pmtu(1500, "fail", "local_too_big", 1450), pmtu(1280, "ok")], 1450, None, {"blackhole": False, "interface_mtu": 1450}),
+    ([pmtu(1500, "fail", "timeout"), pmtu(576, "fail", "timeout")], 1500, "no_icmp", {"blackhole": False, "largest_ok": None}),
+])
+def test_summarize_mtu(results, interface_mtu, error_class, expect):
+    summary = probe_facts.summarize_mtu("api.example.test", results, interface_mtu)
+    assert summary["error_class"] == error_class
+    for key, value in expect.items():
+        assert summary["details"][key] == value
+
+
+@pytest.mark.parametrize(("lines", "cluster_ip", "status", "error_class", "ndots"), [
+    (["nameserver 10.96.0.10", "search a.svc.cluster.local svc.cluster.local", "options ndots:5"], "10.96.0.10", "ok", None, 5),
+    (["nameserver 10.96.0.53", "options ndots:5 timeout:1"], "10.96.0.10", "fail", "not_cluster_dns", 5),
+    (["# nothing", "search x"], None, "fail", "no_nameserver", 1),
+    (None, "10.96.0.10", "fail", "missing", None),
+])
+def test_resolv_conf(lines, cluster_ip, status, error_class, ndots):
+    result = probe_facts.parse_resolv_conf(lines, cluster_ip)
+    assert (result["status"], result["error_class"], result["details"]["ndots"]) == (status, error_class, ndots)
+
+
+BUSYBOX_TIMEOUT = ";; connection timed out; no servers could be reached\n"
+BIND_SERVFAIL = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n** server can't find api.example.test: SERVFAIL\n"
+BIND_REFUSED = ";; communications error to 10.96.0.53#53: connection refused\n;; no servers could be reached\n"
+
+
+@pytest.mark.parametrize(("tool", "exit_code", "output", "error_class"), [
+    ("nslookup", 1, BUSYBOX_TIMEOUT, "timeout"), ("nslookup", 1, BIND_SERVFAIL, "servfail"), ("dig", 9, BIND_REFUSED, "refused"),
+    ("dig", 137, "", "timeout"),
+])
+def test_dns_failures_told_apart(tool, exit_code, output, error_class):
+    params = {"name": "api.example.test", "via": "cluster", "server": "10.96.0.10"}
+    assert probe_facts.parse_check("dns", tool, exit_code, output, params)["error_class"] == error_class
+
+
+@pytest.mark.parametrize(("exit_code", "output", "error_class"), [
+    (56, "curl: (56) Recv failure: Connection reset by peer\nkdw|000|0.001|0.002|0|0|0.01|0|0|198.51.100.10", "reset"),
+    (28, "curl: (28) Operation timed out after 2000 milliseconds with 1200 bytes received\nkdw|200|0.001|0.002|0.01|0.02|2.0|1200|0|1.2.3.4",
+     "timeout"),
+    (0, "kdw|403|0.001|0.002|0.01|0.02|0.03|9|0|198.51.100.17", "http_status"),
+    (77, "curl: (77) error setting certificate verify locations:  CAfile: /etc/ssl/certs/ca-certificates.crt\nkdw|000|0|0|0|0|0|0|0|", "tls_ca_bundle"),
+])
+def test_curl_failures(exit_code, output, error_class):
+    result = probe_facts.parse_check("http", "curl", exit_code, output, {"url": "https://api.example.test/", "mode": "env"})
+    assert result["error_class"] == error_class
+    if error_class == "timeout":
+        assert result["details"]["timeout_stage"] == "transfer"
+
+
+def test_tls_class_never_comes_from_a_host_name():
+    assert probe_facts.tls_class_of_text("wget: can't connect to expired.example.test: Connection reset") is None
+
+
+def test_ca_bundle_and_proxy_env():
+    assert probe_facts.ca_bundle_fact([{"path": "/etc/ssl/cert.pem", "certificates": 0}], {})["error_class"] == "missing"
+    proxy = probe_facts.proxy_env_fact({"HTTP_PROXY": "http://p:3128"}, {"uppercase_http_proxy_ignored": True})
+    assert "curl ignores uppercase HTTP_PROXY" in proxy["summary"] and proxy["details"]["variables"] == {"HTTP_PROXY": "http://p:3128"}
+
+
+def test_mtu_without_name_resolution_is_a_dns_failure_not_an_error():
+    results = [probe_facts.fact("fail", "dns", "DF ping: Temporary failure in name resolution", size=s, mtu=None) for s in (1500, 576)]
+    assert probe_facts.summarize_mtu("api.example.test", results, 1500)["error_class"] == "dns"
