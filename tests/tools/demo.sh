@@ -1,39 +1,32 @@
 #!/usr/bin/env bash
-# `make demo`: a broken lab up, the field guide's own checks run in the broken pod, the lab down.
-# (The diagnose playbook replaces the hand-run checks once it exists.)
+# `make demo`: bring up a broken lab, diagnose it with the playbook a user runs, print the summary and where the HTML report
+# is, tear the lab down. DEMO_SCENARIO picks another bundled scenario (`make lab-list`); DEMO_REPORT_DIR keeps the reports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=${DEMO_SCENARIO:-dns.upstream_forwarding}
 lab=$(mktemp -d /tmp/kubediag-demo.XXXXXX)
+report_dir=${DEMO_REPORT_DIR:-/tmp/kubediag-demo-report}
 kdlab() { PYTHONPATH=tests/lab .venv/bin/python -m kdlab "$@"; }
 trap 'kdlab down --lab "$lab" >/dev/null; rm -rf "$lab"' EXIT
 
 echo "== bringing up the lab scenario '$scenario' in $lab"
 kdlab up --scenario "$scenario" --lab "$lab"
-read -r pod target public_dns < <(.venv/bin/python - "$lab/lab.json" <<'PY'
+echo
+echo "== ansible-playbook playbooks/diagnose_egress.yml -i $lab/inventory.yml -e report_dir=$report_dir"
+status=0
+ANSIBLE_CONFIG=ansible.cfg .venv/bin/ansible-playbook playbooks/diagnose_egress.yml -i "$lab/inventory.yml" \
+  -e report_dir="$report_dir" >"$lab/playbook.log" 2>&1 || status=$?
+.venv/bin/python - "$report_dir/report.json" <<'PY'
 import json, sys
-from urllib.parse import urlsplit
-lab = json.load(open(sys.argv[1]))
-print(lab["subject"]["pod"], lab["subject"]["targets"][0], lab["resolvers"]["public"])
+sys.path.insert(0, ".collections")
+from ansible_collections.kubediag.egress.plugins.module_utils.report import summary_lines
+print("\n".join(summary_lines(json.load(open(sys.argv[1])))))
 PY
-)
-host=$(.venv/bin/python -c 'import sys; from urllib.parse import urlsplit; print(urlsplit(sys.argv[1]).hostname)' "$target")
-echo "   subject: pod $pod cannot reach $target"
-
-check() {
-  echo
-  echo "\$ kubectl exec -n ${pod%%/*} ${pod#*/} --$(printf ' %q' "$@")"
-  kdlab exec --lab "$lab" --pod "$pod" -- "$@" 2>&1 | sed 's/^/  /' || true
-}
-check cat /etc/resolv.conf
-check ping -c 2 -W 2 "$public_dns"
-check nslookup -timeout=3 "$host"
-check nslookup -timeout=3 "$host" "$public_dns"
-check curl -sS --max-time 5 -o /dev/null -w '%{http_code}\n' "$target"
-cat <<TXT
-
-== what the field guide concludes from this
-   ping to an IP works, the host name does not resolve             -> DNS
-   the public resolver ($public_dns) answers, the cluster DNS does not -> CoreDNS forwarding (dns.upstream_forwarding)
-   The diagnose playbook (kubediag.egress.diagnose_egress) automates these checks and the conclusion.
-TXT
+echo
+echo "== HTML report (open it in a browser): file://$report_dir/report.html"
+echo "   also in $report_dir: report.json (the contract), report.md, junit.xml"
+if [ "$status" -ne 0 ]; then
+  echo "== the playbook failed (exit $status); its last lines:" >&2
+  tail -20 "$lab/playbook.log" >&2
+  exit "$status"
+fi

@@ -1,7 +1,7 @@
 """NetworkPolicy egress semantics translated to the pod's iptables egress chain, and the SNAT/Corefile readers."""
 
 import pytest
-from kdlab.apiserver.dataplane import egress_rules, snat_settings
+from kdlab.apiserver.dataplane import IP_MASQ_AGENT_DEFAULTS, egress_rules, snat_policy
 
 WEB = {"metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}, "status": {"podIP": "10.244.0.3"},
        "spec": {"containers": [{"name": "web", "ports": [{"name": "http", "containerPort": 8080}]}]}}
@@ -41,11 +41,32 @@ def test_policies_of_other_namespaces_do_not_select_the_pod():
     assert egress_rules(WEB, [policy({"policyTypes": ["Egress"]}, namespace="data")], PODS, NAMESPACES, SERVICES) == []
 
 
-@pytest.mark.parametrize(("kube_proxy", "ip_masq", "expected"), [
-    ("clusterCIDR: 10.244.0.0/16\niptables:\n  masqueradeAll: false\n", None, (True, ["10.244.0.0/16"])),
-    ("clusterCIDR: 10.244.0.0/16\niptables:\n  masqueradeAll: true\n", None, (True, [])),
-    ("mode: iptables\n", None, (False, [])),
-    ("clusterCIDR: 10.244.0.0/16\n", "nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n", (True, ["10.0.0.0/8"])),
+def daemonset(name: str, env: dict | None = None) -> dict:
+    container = {"name": name, "image": name, "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}
+    return {"kind": "DaemonSet", "metadata": {"name": name, "namespace": "kube-system"}, "spec": {"template": {"spec": {"containers": [container]}}}}
+
+
+def configmap(name: str, data: dict) -> dict:
+    return {"kind": "ConfigMap", "metadata": {"name": name, "namespace": "kube-system"}, "data": data}
+
+
+KUBE_PROXY = configmap("kube-proxy", {"config.conf": "clusterCIDR: 10.244.0.0/16\niptables:\n  masqueradeAll: true\n"})
+MASQ_NOTHING = configmap("ip-masq-agent", {"config": "nonMasqueradeCIDRs:\n  - 0.0.0.0/0\n"})
+
+
+@pytest.mark.parametrize(("objects", "expected"), [
+    ([daemonset("aws-node"), KUBE_PROXY], (True, ["10.244.0.0/16", "172.20.0.0/24"])),
+    ([daemonset("aws-node", {"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "192.0.2.0/24"})], (True, ["10.244.0.0/16", "172.20.0.0/24", "192.0.2.0/24"])),
+    ([daemonset("aws-node", {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"})], (False, [])),
+    ([daemonset("anetd"), MASQ_NOTHING], (True, ["0.0.0.0/0"])),
+    ([daemonset("anetd")], (True, list(IP_MASQ_AGENT_DEFAULTS))),       # no ConfigMap: the agent's defaults (TEST-NET included)
+    ([daemonset("azure-cns"), configmap("azure-ip-masq-agent-config-reconciled", {"ip-masq-agent-reconciled": "nonMasqueradeCIDRs: [172.20.0.0/24]\n"})],
+     (True, ["172.20.0.0/24"])),
+    ([daemonset("calico-node"), KUBE_PROXY], (True, ["10.244.0.0/16"])),   # kube-proxy's settings concern Service traffic only
+    ([daemonset("cilium"), configmap("cilium-config", {"enable-ipv4-masquerade": "false"})], (False, [])),
+    ([daemonset("cilium"), configmap("cilium-config", {"enable-ip-masq-agent": "true"}), MASQ_NOTHING], (True, ["0.0.0.0/0"])),
+    ([], (True, ["10.244.0.0/16"])),
 ])
-def test_snat_settings(kube_proxy, ip_masq, expected):
-    assert snat_settings(kube_proxy, ip_masq) == expected
+def test_snat_policy(objects, expected):
+    enabled, cidrs, why = snat_policy(objects, "10.244.0.0/16", "172.20.0.0/24")
+    assert (enabled, cidrs) == expected and why

@@ -67,11 +67,10 @@ def test_dns_forwarding_scenario_names_the_dead_upstream_and_the_log_errors(scen
     assert result["pods_ready"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="the lab API server does not show the no_snat fault in the cluster objects yet (aws-node has no "
-                                       "AWS_VPC_K8S_CNI_EXTERNALSNAT, no ip-masq-agent ConfigMap): reported to the coordinator")
 def test_no_snat_scenario_names_the_setting(scenario, tmp_path):
     info = scenario("nat.missing_snat")
     result = run_module("cluster_network_info", {"kubeconfig": info["kubeconfig"], "destination": endpoint_ip(info, "api.example.test")},
                         str(tmp_path))
     assert result["snat"]["snat"] is False
-    assert result["snat"]["by"]
+    assert result["snat"]["by"] == "GKE Dataplane V2"
+    assert "nonMasqueradeCIDRs 0.0.0.0/0 (ConfigMap kube-system/ip-masq-agent" in result["snat"]["mechanisms"][0]["reason"]

@@ -48,7 +48,7 @@ def _verify(lab, check: dict) -> str | None:
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_scenario_shows_its_symptom(name, lab_dir):
     started = time.monotonic()
-    lab = build.up(name, lab_dir, run_hooks=False)   # the network alone; test_cli runs the full CLI up
+    lab = build.up(name, lab_dir)     # the network, then the post-up hooks (the lab's API server)
     up_s = time.monotonic() - started
     runs = [c for c in CHECKS[name] if "run" in c]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -58,5 +58,6 @@ def test_scenario_shows_its_symptom(name, lab_dir):
     build.down(lab_dir)
     down_s = time.monotonic() - started
     assert not failures, "\n".join(failures)
-    assert leftovers(lab_dir) == []
+    assert leftovers(lab_dir, files_before=set()) == []
+    assert not os.path.exists(lab_dir)      # up made it, down removed it
     assert up_s < UP_DOWN_BUDGET_S and down_s < UP_DOWN_BUDGET_S, f"up {up_s:.2f} s, down {down_s:.2f} s"

@@ -8,13 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kdlab import certs, extensions, images, system, topology, world
 from kdlab import scenario as scenarios
+from kdlab.apiserver import desired  # the objects the API server will serve drive the initial data plane (no aiohttp)
 from kdlab.errors import LabError
 from kdlab.lab import INFO_FILE, PLAN_FILE, SCENARIO_FILE, Lab
 from kdlab.state import Journal
 
 READY_TIMEOUT = 15.0
 BUILD_THREADS = 4
-LAB_SUBDIRS = ("pki", "pods", "clusters", "run", "logs")
+LAB_SUBDIRS = ("pki", "pods", "clusters", "run", "logs", "images")
 DEFAULT_COREFILE = """.:53 {
     errors
     health {
@@ -91,6 +92,7 @@ def _build(spec: dict, lab_dir: str, journal: Journal) -> Lab:
         os.makedirs(path, exist_ok=True)
     lab = Lab(lab_dir, plan, spec)
     pki = certs.write_pki(os.path.join(lab_dir, "pki"))
+    lab.tool_dir("netshoot")     # ephemeral debug containers' tools
     ca_pem = os.path.join(lab_dir, "pki", "ca.pem")
 
     all_netns = [lab.internet_netns] + [ns for c in lab.clusters for ns in [c.gateway_netns, *(n.netns for n in c.nodes), *(p.netns for p in c.pods)]]
@@ -98,12 +100,14 @@ def _build(spec: dict, lab_dir: str, journal: Journal) -> Lab:
         journal.record("netns", name=ns)
     system.ip_batch(None, [f"netns add {ns}" for ns in all_netns], "creating the lab's network namespaces")
 
+    planes = {c.name: desired.initial_dataplane(desired.describe(lab, c)) for c in lab.clusters}
     _build_internet(lab, spec, pki)
     # Clusters are independent: build them in parallel (the work is mostly waiting for ip/iptables processes).
     with ThreadPoolExecutor(max_workers=BUILD_THREADS) as pool:
-        internet_lines = [line for lines in pool.map(lambda c: _build_cluster(lab, spec, c, ca_pem, journal), lab.clusters) for line in lines]
+        internet_lines = [line for lines in pool.map(lambda c: _build_cluster(lab, spec, c, ca_pem, journal, planes[c.name]), lab.clusters)
+                          for line in lines]
     system.ip_batch(lab.internet_netns, internet_lines, "attaching the gateways to the internet")
-    _wait_ready(lab, spec)
+    _wait_ready(lab, {c.name for c in lab.clusters if _coredns_runs(spec, c.name, planes[c.name])})
     if _faults(spec, "mtu_blackhole"):
         # A path MTU learnt earlier would hide the black hole (FIELD_NOTES): start from an empty route cache.
         system.ip_batch(lab.internet_netns, ["route flush cache"], "flushing the internet's route cache")
@@ -161,8 +165,13 @@ def _pod_resolv_conf(spec: dict, cluster: str, pod) -> str:
     return f"search {pod.namespace}.svc.{domain} svc.{domain} {domain}\nnameserver {nameserver}\noptions ndots:5\n"
 
 
-def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal) -> list[str]:
-    """Gateway, nodes, pods, rules and CoreDNS of one cluster; returns the internet-side lines for its uplink."""
+def _coredns_runs(spec: dict, cluster: str, plane: dict) -> bool:
+    return plane["coredns_running"] and not any(f["type"] == "coredns_down" and f["cluster"] == cluster for f in spec["faults"])
+
+
+def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane: dict) -> list[str]:
+    """Gateway, nodes, pods, rules and CoreDNS of one cluster; returns the internet-side lines for its uplink.
+    `plane` is what the cluster's objects ask of the network (desired.initial_dataplane); raw faults apply on top."""
     mine = [f for f in spec["faults"] if f.get("cluster") == c.name]
     kinds = {f["type"] for f in mine}
     mtu = next((f["mtu"] for f in mine if f["type"] == "mtu_blackhole"), None)
@@ -191,7 +200,7 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal) -> li
                       f"link set {p.node_port} up"]
         system.ip_batch(n.netns, lines, f"building node {n.name}")
         system.sysctl(n.netns, {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"})
-        system.iptables_restore(n.netns, _node_rules(c, n, pods, mine), f"iptables of node {n.name}")
+        system.iptables_restore(n.netns, _node_rules(c, n, pods, mine, plane["snat"]), f"iptables of node {n.name}")
         _etc_files(journal, n.netns, {"resolv.conf": f"nameserver {world.VPC_RESOLVER_IP}\n", "hosts": _hosts(n.ip, n.name)}, ca_pem)
         for p in pods:
             system.ip_batch(p.netns, ["link set lo up", f"addr add {p.ip}/24 dev eth0", "link set eth0 up",
@@ -203,16 +212,20 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal) -> li
             with open(p.log_path, "a", encoding="utf-8"):
                 pass
 
+    for ref, rules in plane["egress"].items():
+        lab.set_pod_egress_rules(c.name, ref, rules)
     for f in mine:
         if f["type"] == "netpol_egress_deny":
             lab.set_pod_egress_rules(c.name, f["pod"], [f"-d {c.pod_cidr} -j RETURN", "-j DROP"])
         elif f["type"] == "netpol_dns_blocked":
             lab.set_pod_egress_rules(c.name, f["pod"], ["-p udp --dport 53 -j DROP", "-p tcp --dport 53 -j DROP"])
 
-    upstream = world.DEAD_RESOLVER_IP if "dns_upstream_dead" in kinds else "/etc/resolv.conf"
     os.makedirs(os.path.dirname(lab.corefile_path(c.name)), exist_ok=True)
-    lab.write_corefile(c.name, DEFAULT_COREFILE % upstream)
-    if "coredns_down" not in kinds:
+    if "dns_upstream_dead" in kinds:
+        lab.write_corefile(c.name, DEFAULT_COREFILE % world.DEAD_RESOLVER_IP)
+    else:
+        lab.write_corefile(c.name, plane["corefile"] or DEFAULT_COREFILE % "/etc/resolv.conf")
+    if _coredns_runs(spec, c.name, plane):
         coredns = c.pods[0]
         services = {f"kube-dns.kube-system.svc.{world.CLUSTER_DOMAIN}.": world.CLUSTER_DNS_IP,
                     f"kubernetes.default.svc.{world.CLUSTER_DOMAIN}.": world.KUBERNETES_SERVICE_IP}
@@ -244,11 +257,12 @@ def _gateway_rules(c, faults: list[dict]) -> str:
             "-A FORWARD -o pub0 -j KD-FIREWALL\n" + "".join(line + "\n" for line in firewall + output) + "COMMIT\n")
 
 
-def _node_rules(c, n, pods, faults: list[dict]) -> str:
+def _node_rules(c, n, pods, faults: list[dict], snat: tuple) -> str:
     coredns = c.coredns_ip
     services = [f"-A KD-SERVICES -d {c.dns_service_ip}/32 -p {proto} --dport 53 -j DNAT --to-destination {coredns}:53" for proto in ("udp", "tcp")]
-    snat = not any(f["type"] == "no_snat" and n.name in f["nodes"] for f in faults)
-    services += Lab.masquerade_rules(c.pod_cidr, [world.POD_SUPERNET], snat)
+    enabled, non_masquerade_cidrs, _why = snat
+    enabled = enabled and not any(f["type"] == "no_snat" and n.name in f["nodes"] for f in faults)
+    services += Lab.masquerade_rules(c.pod_cidr, non_masquerade_cidrs, enabled)
     node_egress = []
     if any(f["type"] == "node_egress_broken" and n.name in f["nodes"] for f in faults):
         node_egress = [f"-A KD-NODE-EGRESS -d {cidr} -j RETURN" for cidr in (c.vpc_cidr, c.pod_cidr, c.service_cidr)] + ["-A KD-NODE-EGRESS -j DROP"]
@@ -263,12 +277,11 @@ def _node_rules(c, n, pods, faults: list[dict]) -> str:
             + "".join(line + "\n" for line in node_egress) + "COMMIT\n")
 
 
-def _wait_ready(lab: Lab, spec: dict) -> None:
+def _wait_ready(lab: Lab, coredns_clusters: set[str]) -> None:
     """Polls the ready files the services write once every socket is bound; fails fast when a service died."""
     expected = {"internet": os.path.join(lab.dir, "run", "internet.ready")}
-    for c in lab.clusters:
-        if not any(f["type"] == "coredns_down" and f["cluster"] == c.name for f in spec["faults"]):
-            expected[f"coredns-{c.name}"] = os.path.join(lab.dir, "run", f"coredns-{c.name}.ready")
+    for name in coredns_clusters:
+        expected[f"coredns-{name}"] = os.path.join(lab.dir, "run", f"coredns-{name}.ready")
     pids = {e["name"]: (e["pid"], e["start_time"]) for e in lab.journal.entries() if e["kind"] == "process"}
     deadline = time.monotonic() + READY_TIMEOUT
     delay = 0.005

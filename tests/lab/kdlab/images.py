@@ -1,5 +1,6 @@
 """Container image tool sets: a per-pod bin dir of symlinks to real Debian binaries, alone on PATH."""
 
+import contextlib
 import functools
 import os
 import shutil
@@ -12,6 +13,7 @@ BUSYBOX_APPLETS = ("sh", "nslookup", "wget", "nc", "ping", "cat", "env", "ls", "
                    "timeout", "date", "kill")
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX = "/bin/busybox"
+IMAGE_NAMES = ("netshoot", "busybox", "distroless", "coredns")
 
 
 @functools.cache
@@ -35,4 +37,19 @@ def tool_targets(image: str) -> dict[str, str]:
 def make_bin_dir(bin_dir: str, image: str) -> None:
     os.makedirs(bin_dir, exist_ok=True)
     for tool, target in tool_targets(image).items():
-        os.symlink(target, os.path.join(bin_dir, tool))
+        with contextlib.suppress(FileExistsError):     # two callers making a shared tool dir at once
+            os.symlink(target, os.path.join(bin_dir, tool))
+
+
+def image_of(reference: str) -> str:
+    """The lab tool set for a container image reference: nicolaka/netshoot -> netshoot, busybox* -> busybox,
+    gcr.io/distroless/* -> distroless, CoreDNS -> coredns, anything else -> netshoot (a general-purpose image)."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1].split(":", 1)[0]
+    if "/distroless/" in f"/{name}":
+        return "distroless"
+    if last.startswith("busybox"):
+        return "busybox"
+    if last == "coredns":
+        return "coredns"
+    return "netshoot"

@@ -1,18 +1,23 @@
 """The Python API of a running lab (documented in docs/lab.md): find pods and nodes, build exec argv, change the dataplane."""
 
+import contextlib
+import dataclasses
+import hashlib
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 
-from kdlab import images, system, world
+from kdlab import images, system, topology, world
 from kdlab.errors import ExecNotFound, LabError
 from kdlab.state import Journal
 
 PLAN_FILE, SCENARIO_FILE, INFO_FILE = "plan.json", "scenario.json", "lab.json"
+RUNTIME_PODS_FILE = os.path.join("run", "pods-added.json")     # pods added after `up` (created through the API server)
 INFO_KEYS = ("pods", "nodes", "endpoints", "subject", "expect", "resolvers", "egress_ips", "clusters", "kubeconfig", "inventory")
 KDLAB_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,11 +86,13 @@ class Lab:
         self.scenario = scenario
         self.internet_netns: str = plan["internet_netns"]
         self.clusters: list[Cluster] = []
+        added = self._added_pods()
         for c in plan["clusters"]:
             nodes = tuple(Node(**n) for n in c["nodes"])
-            pods = tuple(Pod(**p) for p in c["pods"])
+            pods = tuple(Pod(**p) for p in [*c["pods"], *(p for p in added if p["cluster"] == c["name"])])
             self.clusters.append(Cluster(**{**c, "nodes": nodes, "pods": pods}))
         self.journal = Journal(self.dir)
+        self._pods_lock = threading.Lock()
 
     @classmethod
     def load(cls, lab_dir: str) -> "Lab":
@@ -149,17 +156,33 @@ class Lab:
         return self.node(pod.node, pod.cluster)
 
     # Exec
-    def exec_argv(self, pod: "Pod | str", argv: list[str]) -> tuple[list[str], dict[str, str]]:
-        """argv and environment that run a command exactly as inside the pod. Raises ExecNotFound for a missing tool."""
+    def exec_argv(self, pod: "Pod | str", argv: list[str], tools: str | None = None,
+                  env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+        """argv and environment that run a command exactly as inside the pod. Raises ExecNotFound for a missing tool.
+
+        tools=None: the pod's own container (its image's tools, its env). tools="netshoot" (or another image): an ephemeral
+        container in the pod (`kubectl debug --image=nicolaka/netshoot`): the pod's network and files (resolv.conf, hosts, CA
+        bundle), that image's tools, and only `env` (an ephemeral container does not inherit the app container's env)."""
         pod = self._pod(pod)
         if not argv:
             raise LabError("exec needs a command to run")
-        tool = os.path.join(pod.bin_dir, os.path.basename(argv[0]))
+        bin_dir = pod.bin_dir if tools is None else self.tool_dir(tools)
+        tool = os.path.join(bin_dir, os.path.basename(argv[0]))
         if not os.path.lexists(tool):
             raise ExecNotFound(argv[0])
-        env = {"PATH": pod.bin_dir, "HOSTNAME": pod.name, "HOME": "/root",
-               "KUBERNETES_SERVICE_HOST": world.KUBERNETES_SERVICE_IP, "KUBERNETES_SERVICE_PORT": "443", **pod.env}
-        return [system.IP, "netns", "exec", pod.netns, tool, *argv[1:]], env
+        own_env = pod.env if tools is None else {}
+        full_env = {"PATH": bin_dir, "HOSTNAME": pod.name, "HOME": "/root",
+                    "KUBERNETES_SERVICE_HOST": world.KUBERNETES_SERVICE_IP, "KUBERNETES_SERVICE_PORT": "443", **own_env, **(env or {})}
+        return [system.IP, "netns", "exec", pod.netns, tool, *argv[1:]], full_env
+
+    def tool_dir(self, image: str) -> str:
+        """The bin dir of an image's tool set, shared by the lab's ephemeral containers (made by `up`, or now if missing)."""
+        if image not in images.IMAGE_NAMES:
+            raise LabError(f"unknown tool set {image!r} (known: {', '.join(images.IMAGE_NAMES)})")
+        path = os.path.join(self.dir, "images", image, "bin")
+        if not os.path.isdir(path):
+            images.make_bin_dir(path, image)
+        return path
 
     def node_exec_argv(self, node: "Node | str", argv: list[str]) -> tuple[list[str], dict[str, str]]:
         """argv and environment that run a command on the node with the host's full tool set (`kubectl debug node/...`)."""
@@ -170,6 +193,116 @@ class Lab:
             raise ExecNotFound(argv[0])
         env = {"PATH": images.HOST_PATH, "HOSTNAME": node.name, "HOME": "/root"}
         return [system.IP, "netns", "exec", node.netns, *argv], env
+
+    # Pods added at run time (the API server creates one per Pod object that is not hostNetwork)
+    def _added_pods(self) -> list[dict]:
+        try:
+            with open(os.path.join(self.dir, RUNTIME_PODS_FILE), encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return []
+
+    def _save_added_pods(self) -> None:
+        static = {(c["name"], p["namespace"], p["name"]) for c in self.plan["clusters"] for p in c["pods"]}
+        added = [dataclasses.asdict(p) for p in self.pods if (p.cluster, p.namespace, p.name) not in static]
+        path = os.path.join(self.dir, RUNTIME_PODS_FILE)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(added, f, indent=1)
+        os.replace(path + ".tmp", path)
+
+    def _set_pods(self, cluster: Cluster, pods: tuple[Pod, ...]) -> None:
+        self.clusters[self.clusters.index(cluster)] = dataclasses.replace(cluster, pods=pods)
+        self._save_added_pods()
+
+    def add_pod(self, cluster: str, namespace: str, name: str, node: str, ip: str, image: str = "netshoot",
+                labels: dict | None = None, env: dict | None = None, nameservers: list[str] | None = None,
+                searches: list[str] | None = None, options: list[str] | None = None) -> Pod:
+        """Creates a pod in a running lab, as the kubelet and the CNI would: its own network namespace on the node's bridge
+        with `ip` (from the node's pod CIDR), resolv.conf (the cluster DNS unless nameservers are given), hosts, the lab CA
+        bundle, the image's tool set and an egress chain on its node. `down` removes it; so does remove_pod."""
+        c = self.cluster(cluster)
+        target = self.node(node, c.name)
+        if image not in images.IMAGE_NAMES:
+            raise LabError(f"unknown image tool set {image!r} (known: {', '.join(images.IMAGE_NAMES)})")
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            raise LabError(f"{ip!r} is not an IP address") from None
+        if address not in ipaddress.ip_network(target.pod_cidr) or ip in (target.bridge_ip, str(ipaddress.ip_network(target.pod_cidr)[-1])):
+            raise LabError(f"{ip} is not a usable pod address of node {node} (pod CIDR {target.pod_cidr})")
+        ref_key = f"{c.name}/{namespace}/{name}"
+        pod_dir = os.path.join(self.dir, "pods", c.name, namespace, name)
+        pod = Pod(cluster=c.name, namespace=namespace, name=name, ip=ip, netns=f"{topology.netns_prefix(self.dir)}{c.name}-{namespace}-{name}",
+                  image=image, node=target.name, labels=dict(labels or {}), env=dict(env or {}),
+                  egress_chain=topology.egress_chain(c.name, namespace, name), dir=pod_dir, log_path=os.path.join(pod_dir, "container.log"),
+                  # veth names are at most 15 characters; "a" + 10 hex cannot meet the scenario pods' "p<slot>"
+                  node_port="a" + hashlib.sha1(ref_key.encode(), usedforsecurity=False).hexdigest()[:10])
+        with self._pods_lock:
+            taken = [p for p in self.pods if (p.cluster, p.namespace, p.name) == (c.name, namespace, name) or (p.cluster, p.ip) == (c.name, ip)]
+            if taken or system.netns_inode(pod.netns) is not None:
+                raise LabError(f"cluster {c.name} already has a pod {namespace}/{name} or a pod with IP {ip}")
+            self.journal.record("netns", name=pod.netns)
+            self.journal.record("etc", path=os.path.join(system.NETNS_ETC_DIR, pod.netns))
+            self.journal.record("dir", path=pod_dir)
+            try:
+                self._plumb_pod(pod, target, c, nameservers, searches, options)
+            except (LabError, OSError):
+                self._unplumb_pod(pod, target)
+                raise
+            current = self.cluster(c.name)
+            self._set_pods(current, (*current.pods, pod))
+        return pod
+
+    def _plumb_pod(self, pod: Pod, node: Node, cluster: Cluster, nameservers, searches, options) -> None:
+        system.ip_batch(None, [f"netns add {pod.netns}"], f"creating the network namespace of pod {pod.ref}")
+        system.ip_batch(node.netns, [f"link add {pod.node_port} type veth peer name eth0 netns {pod.netns}",
+                                     f"link set {pod.node_port} master cbr0", f"link set {pod.node_port} up"], f"plugging pod {pod.ref} into {node.name}")
+        system.ip_batch(pod.netns, ["link set lo up", f"addr add {pod.ip}/24 dev eth0", "link set eth0 up",
+                                    f"route add default via {node.bridge_ip}"], f"building pod {pod.ref}")
+        domain = world.CLUSTER_DOMAIN
+        search = searches if searches is not None else [f"{pod.namespace}.svc.{domain}", f"svc.{domain}", domain]
+        resolv = "".join([f"search {' '.join(search)}\n" if search else "",
+                          *(f"nameserver {ip}\n" for ip in (nameservers if nameservers is not None else [cluster.dns_service_ip])),
+                          f"options {' '.join(options if options is not None else ['ndots:5'])}\n"])
+        etc = os.path.join(system.NETNS_ETC_DIR, pod.netns)
+        os.makedirs(os.path.join(etc, "ssl", "certs"), exist_ok=True)
+        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{pod.ip}\t{pod.name}\n"
+        for file_name, text in (("resolv.conf", resolv), ("hosts", hosts)):
+            with open(os.path.join(etc, file_name), "w", encoding="utf-8") as f:
+                f.write(text)
+        for source, destination in (("/etc/ssl/openssl.cnf", "openssl.cnf"), (os.path.join(self.dir, "pki", "ca.pem"), "certs/ca-certificates.crt")):
+            if os.path.exists(source):
+                shutil.copyfile(source, os.path.join(etc, "ssl", destination))
+        images.make_bin_dir(pod.bin_dir, pod.image)
+        with open(pod.log_path, "a", encoding="utf-8"):
+            pass
+        system.iptables_restore(node.netns, f"*filter\n:{pod.egress_chain} - [0:0]\n-A KD-POD-EGRESS -s {pod.ip}/32 -j {pod.egress_chain}\nCOMMIT\n",
+                                f"adding the egress chain of pod {pod.ref}", noflush=True)
+
+    def _unplumb_pod(self, pod: Pod, node: Node) -> None:
+        """Undoes _plumb_pod as far as it got (every step tolerates a missing piece)."""
+        with contextlib.suppress(LabError):
+            system.iptables_restore(node.netns, f"*filter\n-D KD-POD-EGRESS -s {pod.ip}/32 -j {pod.egress_chain}\nCOMMIT\n", "", noflush=True)
+        with contextlib.suppress(LabError):
+            system.iptables_restore(node.netns, f"*filter\n-F {pod.egress_chain}\n-X {pod.egress_chain}\nCOMMIT\n", "", noflush=True)
+        inode = system.netns_inode(pod.netns)
+        if inode is not None:
+            system.kill_pids(system.pids_in_netns({inode}))     # commands still running in the pod die with it, as in a container
+            with contextlib.suppress(LabError):
+                system.ip_batch(None, [f"netns del {pod.netns}"], f"deleting the network namespace of pod {pod.ref}")
+        shutil.rmtree(os.path.join(system.NETNS_ETC_DIR, pod.netns), ignore_errors=True)
+        shutil.rmtree(pod.dir, ignore_errors=True)
+
+    def remove_pod(self, pod: "Pod | str", cluster: str | None = None) -> None:
+        """Removes a pod add_pod made: its namespace (and every process in it), files, egress chain. Scenario pods stay."""
+        pod = self._pod(pod, cluster)
+        static = {(c["name"], p["namespace"], p["name"]) for c in self.plan["clusters"] for p in c["pods"]}
+        if (pod.cluster, pod.namespace, pod.name) in static:
+            raise LabError(f"pod {pod.ref} is part of the scenario; only pods added at run time can be removed")
+        with self._pods_lock:
+            c = self.cluster(pod.cluster)
+            self._unplumb_pod(pod, self._node_of(pod))
+            self._set_pods(c, tuple(p for p in c.pods if p != pod))
 
     # Hooks
     def set_pod_egress_rules(self, cluster: str, pod: "Pod | str", rule_lines: list[str]) -> None:

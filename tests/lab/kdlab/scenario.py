@@ -148,7 +148,7 @@ def validate(document, source: str = "<scenario>") -> dict:
 
 def _cluster(check: _Checker, raw, index: int) -> dict:
     where = f"clusters[{index}]"
-    raw = check.mapping(raw, where, ("name", "provider", "nodes", "pods", "objects"), ("name",))
+    raw = check.mapping(raw, where, ("name", "provider", "cni", "nodes", "pods", "objects"), ("name",))
     name = check.label(raw["name"], f"{where}.name")
     if len(name) > 20:
         check.fail(f"{where}.name", "cluster names are at most 20 characters (they are part of namespace names)")
@@ -186,7 +186,13 @@ def _cluster(check: _Checker, raw, index: int) -> dict:
     for i, o in enumerate(objects):
         if not isinstance(o, dict) or not {"apiVersion", "kind"} <= set(o):
             check.fail(f"{where}.objects[{i}]", "must be a Kubernetes object with apiVersion and kind")
-    return {"name": name, "index": index, "provider": provider, "nodes": nodes, "pods": pods, "objects": objects}
+    cni = raw.get("cni")
+    if cni is not None and not (isinstance(cni, str) and DNS_LABEL.match(cni)):
+        check.fail(f"{where}.cni", f"{cni!r} is not a DaemonSet name (e.g. aws-node, anetd, calico-node, cilium, azure-cns)")
+    for i, o in enumerate(objects):
+        if not isinstance((o.get("metadata") or {}).get("name"), str):
+            check.fail(f"{where}.objects[{i}].metadata.name", "every object needs a name")
+    return {"name": name, "index": index, "provider": provider, "cni": cni, "nodes": nodes, "pods": pods, "objects": objects}
 
 
 def _find_pod(clusters: list[dict], ref: str, cluster: str | None) -> tuple[dict, dict] | None:

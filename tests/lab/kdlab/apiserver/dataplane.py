@@ -121,17 +121,55 @@ def _service_ips_of(pod: dict | None, services: list[dict]) -> list[str]:
     return found
 
 
-def snat_settings(kube_proxy_conf: str | None, ip_masq_config: str | None) -> tuple[bool, list[str]]:
-    """(enabled, non-masquerade CIDRs): ip-masq-agent wins when present, else kube-proxy's masqueradeAll/clusterCIDR."""
-    if ip_masq_config is not None:
-        config = yaml.safe_load(ip_masq_config) or {}
-        return True, list(config.get("nonMasqueradeCIDRs") or [])
-    config = yaml.safe_load(kube_proxy_conf or "") or {}
-    if (config.get("iptables") or {}).get("masqueradeAll"):
-        return True, []
-    if config.get("clusterCIDR"):
-        return True, [config["clusterCIDR"]]
-    return False, []
+# ip-masq-agent's built-in nonMasqueradeCIDRs (used when it runs without a ConfigMap). They include the TEST-NET ranges the
+# lab's internet lives in, so such a cluster's pods reach the lab internet with their own IP, as they would in reality.
+IP_MASQ_AGENT_DEFAULTS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24",
+                          "192.88.99.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4")
+IP_MASQ_AGENT_CONFIGMAPS = {"ip-masq-agent": "config", "azure-ip-masq-agent-config-reconciled": "ip-masq-agent-reconciled",
+                            "azure-ip-masq-agent-config": "ip-masq-agent"}
+# CNI DaemonSets that leave pod egress masquerading to ip-masq-agent (GKE Dataplane V2, Azure CNI).
+DELEGATING_CNIS = ("anetd", "azure-cns", "azure-cni", "ip-masq-agent", "azure-ip-masq-agent")
+TRUE = ("true", "1", "yes", "on")
+
+
+def _env_of(daemonset: dict) -> dict[str, str]:
+    containers = (((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return {e["name"]: str(e.get("value", "")) for c in containers for e in c.get("env") or [] if "name" in e}
+
+
+def snat_policy(objects: list[dict], pod_supernet: str, vpc_cidr: str) -> tuple[bool, list[str], str]:
+    """(enabled, non-masquerade CIDRs, why) for pod traffic leaving the nodes, read from kube-system's DaemonSets and ConfigMaps
+    the way the components behave: the CNI masquerades (AWS VPC CNI unless AWS_VPC_K8S_CNI_EXTERNALSNAT, Calico natOutgoing,
+    Cilium unless enable-ipv4-masquerade is false), or leaves it to ip-masq-agent (GKE Dataplane V2, Azure CNI, or an
+    ip-masq-agent DaemonSet), whose ConfigMap's nonMasqueradeCIDRs (else its defaults) are not masqueraded. kube-proxy's
+    masqueradeAll/clusterCIDR only concern Service traffic, so they do not change pod egress (as in a real cluster)."""
+    system = [o for o in objects if (o.get("metadata") or {}).get("namespace") == "kube-system"]
+    daemonsets = {o["metadata"]["name"]: o for o in system if o.get("kind") == "DaemonSet"}
+    configmaps = {o["metadata"]["name"]: o for o in system if o.get("kind") == "ConfigMap"}
+    agent_cidrs, agent_source = list(IP_MASQ_AGENT_DEFAULTS), "ip-masq-agent defaults"
+    for name, key in IP_MASQ_AGENT_CONFIGMAPS.items():
+        text = ((configmaps.get(name) or {}).get("data") or {}).get(key)
+        if text is not None:
+            config = yaml.safe_load(text) or {}
+            agent_cidrs, agent_source = list(config.get("nonMasqueradeCIDRs") or []), f"ConfigMap {name}"
+            break
+    if "aws-node" in daemonsets:
+        env = _env_of(daemonsets["aws-node"])
+        if env.get("AWS_VPC_K8S_CNI_EXTERNALSNAT", "").lower() in TRUE:
+            return False, [], "aws-node AWS_VPC_K8S_CNI_EXTERNALSNAT=true"
+        excluded = [c.strip() for c in env.get("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "").split(",") if c.strip()]
+        return True, [pod_supernet, vpc_cidr, *excluded], "AWS VPC CNI SNAT"
+    if "cilium" in daemonsets:
+        config = (configmaps.get("cilium-config") or {}).get("data") or {}
+        if str(config.get("enable-ipv4-masquerade", config.get("masquerade", "true"))).lower() not in TRUE:
+            return False, [], "cilium-config enable-ipv4-masquerade=false"
+        if str(config.get("enable-ip-masq-agent", "false")).lower() not in TRUE:
+            native = config.get("ipv4-native-routing-cidr")
+            return True, [pod_supernet, *([native] if native else [])], "Cilium masquerading"
+        return True, agent_cidrs, f"Cilium with ip-masq-agent ({agent_source})"
+    if any(name in daemonsets for name in DELEGATING_CNIS) or agent_source != "ip-masq-agent defaults":
+        return True, agent_cidrs, f"ip-masq-agent ({agent_source})"
+    return True, [pod_supernet], "CNI masquerading (Calico natOutgoing, or the lab's default)"
 
 
 class Dataplane:
@@ -146,8 +184,12 @@ class Dataplane:
     def on_event(self, event) -> None:
         kind = {("networking.k8s.io", "networkpolicies"): "netpol", ("", "namespaces"): "netpol", ("", "pods"): "netpol"}.get(
             (event.group, event.plural))
-        if event.plural == "configmaps" and event.obj["metadata"].get("namespace") == "kube-system":
-            kind = {"coredns": "dns", "kube-proxy": "snat", "ip-masq-agent": "snat"}.get(event.obj["metadata"]["name"])
+        in_kube_system = event.obj["metadata"].get("namespace") == "kube-system"
+        if event.plural == "configmaps" and in_kube_system:
+            name = event.obj["metadata"]["name"]
+            kind = "dns" if name == "coredns" else "snat" if name in IP_MASQ_AGENT_CONFIGMAPS or name == "cilium-config" else None
+        if (event.group, event.plural) == ("apps", "daemonsets") and in_kube_system:
+            kind = "snat"       # a CNI's env (e.g. AWS_VPC_K8S_CNI_EXTERNALSNAT) or an ip-masq-agent coming or going
         if event.plural == "pods" and not self._objects("networkpolicies"):
             kind = None  # pods coming and going only matter once some policy exists
         if kind:
@@ -169,11 +211,11 @@ class Dataplane:
                 if configmap and (configmap.get("data") or {}).get("Corefile"):
                     self.lab.write_corefile(self.cluster.name, configmap["data"]["Corefile"])
             if "snat" in pending:
-                proxy, masq = self._configmap("kube-proxy"), self._configmap("ip-masq-agent")
-                enabled, cidrs = snat_settings((proxy or {}).get("data", {}).get("config.conf"),
-                                               (masq or {}).get("data", {}).get("config") if masq else None)
+                lab_cluster = self.lab.cluster(self.cluster.name)
+                objects = self._objects("configmaps") + self._objects("daemonsets", "apps")
+                enabled, cidrs, _why = snat_policy(objects, lab_cluster.pod_cidr, lab_cluster.vpc_cidr)
                 self.lab.set_node_snat(self.cluster.name, enabled=enabled, non_masquerade_cidrs=cidrs)
-        except (LabError, OSError, ValueError) as error:  # logged; the API keeps serving
+        except (LabError, OSError, ValueError, yaml.YAMLError) as error:  # logged; the API keeps serving
             print(f"kdlab.apiserver: data plane of cluster {self.cluster.name}: {error}", flush=True)
 
     def _configmap(self, name: str) -> dict | None:

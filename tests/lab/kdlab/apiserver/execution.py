@@ -44,8 +44,8 @@ def is_debug_container(pod: dict, container: str) -> bool:
 
 def container_env(pod: dict, container: str) -> dict[str, str]:
     spec = pod.get("spec") or {}
-    return {e["name"]: e["value"] for c in spec.get("containers") or [] if c.get("name") == container
-            for e in c.get("env") or [] if "value" in e}
+    return {e["name"]: e["value"] for c in (spec.get("containers") or []) + (spec.get("ephemeralContainers") or [])
+            if c.get("name") == container for e in c.get("env") or [] if "value" in e}
 
 
 class HostRuntime:
@@ -69,7 +69,7 @@ class HostRuntime:
         command, env = self.command(pod, container, argv)
         return await asyncio.create_subprocess_exec(
             *command, env=env, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, cwd="/")
 
 
 def exec_status(exit_code: int, argv: list[str]) -> dict:

@@ -50,7 +50,7 @@ def inventory(endpoints: list[dict], kubeconfig_path: str, subject: dict | None,
         if subject and subject.get("cluster", endpoint["name"]) == endpoint["name"]:
             host["egress_pod"] = subject["pod"]
             host["egress_targets"] = list(subject.get("targets") or [])
-        for key in ("egress_external_resolver", "egress_echo_url"):
+        for key in ("egress_external_resolver", "egress_echo_url", "egress_test_proxy"):
             if info.get(key):
                 host[key] = info[key]
         hosts[endpoint["name"]] = host

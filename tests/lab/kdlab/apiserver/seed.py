@@ -8,6 +8,7 @@ The description is one entry of lab.json's `clusters` (see docs/lab.md), optiona
 import copy
 import hashlib
 
+from .patch import merge_patch
 from .resources import RESOURCE_TYPES, Registry
 
 IMAGES = {
@@ -227,7 +228,40 @@ def cluster_objects(cluster: dict, settings: dict, registry: Registry) -> list[d
                       "data": {"config": f"nonMasqueradeCIDRs:\n{cidrs}masqLinkLocal: {str(bool(masq.get('masqLinkLocal'))).lower()}\n"
                                          f"resyncInterval: 60s\n"}})
         found.append(daemonset("ip-masq-agent", "kube-system", "registry.k8s.io/networking/ip-masq-agent:v2.10.0", {"k8s-app": "ip-masq-agent"}))
+    elif cluster.get("provider") == "azure":
+        # AKS: Azure CNI leaves masquerading to azure-ip-masq-agent, which keeps the VNet and pod ranges unmasqueraded.
+        ranges = "".join(f"  - {c}\n" for c in (cluster.get("vpc_cidr"), cluster.get("pod_cidr", "10.244.0.0/16")) if c)
+        found.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("azure-ip-masq-agent-config-reconciled", "kube-system", labels={
+            "component": "ip-masq-agent", "kubernetes.azure.com/managedby": "aks"}),
+            "data": {"ip-masq-agent-reconciled": f"nonMasqueradeCIDRs:\n{ranges}masqLinkLocal: true\n"}})
+        found.append(daemonset("azure-ip-masq-agent", "kube-system", "mcr.microsoft.com/aks/ip-masq-agent-v2:v0.1.11", {"k8s-app": "azure-ip-masq-agent"}))
     cni = settings.get("cni") or CNI_BY_PROVIDER[cluster.get("provider", "aws")]
     found.append(daemonset(cni, "kube-system", CNI_IMAGES.get(cni, cni), {"k8s-app": cni}))
-    found += copy.deepcopy(cluster.get("objects") or [])
+    return overlay(found, copy.deepcopy(cluster.get("objects") or []))
+
+
+def object_key(obj: dict) -> tuple[str, str, str, str]:
+    """(API group, kind, namespace, name): the identity of an object whatever version it is written in."""
+    metadata = obj.get("metadata") or {}
+    return obj.get("apiVersion", "").rpartition("/")[0], obj.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", "")
+
+
+def overlay(seeded: list[dict], own: list[dict]) -> list[dict]:
+    """The scenario's own objects that name a seeded one (e.g. the coredns ConfigMap, the CNI DaemonSet) are merged into it
+    (JSON merge patch: mappings merge, lists and values replace, null removes); the others are added after. A Deployment
+    kube-system/coredns with `replicas: 0` removes the CoreDNS pods and the kube-dns endpoints, as scaling CoreDNS down would."""
+    by_key = {object_key(obj): obj for obj in own}
+    found = [merge_patch(obj, by_key.pop(object_key(obj))) if object_key(obj) in by_key else obj for obj in seeded]
+    found += [obj for obj in own if object_key(obj) in by_key]
+    if coredns_replicas(found) == 0:
+        found = [obj for obj in found if not (obj.get("kind") == "Pod" and (obj.get("metadata") or {}).get("labels", {}).get("k8s-app") == "kube-dns"
+                                              and (obj.get("metadata") or {}).get("namespace") == "kube-system")]
+        for obj in found:
+            if obj.get("kind") == "EndpointSlice" and (obj.get("metadata") or {}).get("labels", {}).get("kubernetes.io/service-name") == "kube-dns":
+                obj["endpoints"] = []
     return found
+
+
+def coredns_replicas(objects: list[dict]) -> int | None:
+    deployment = next((o for o in objects if object_key(o) == ("apps", "Deployment", "kube-system", "coredns")), None)
+    return None if deployment is None else (deployment.get("spec") or {}).get("replicas", 1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 from aiohttp import web
 
-from . import execution, objects, patch, selectors, tables
+from . import execution, objects, patch, protobuf, selectors, tables
 from .rbac import Attributes, Authenticator, Identity, forbidden_message
 from .resources import Registry, ResourceType
 from .store import ResourceVersionTooOld, Store, now_rfc3339
@@ -175,11 +175,16 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> web.R
 
 
 async def read_body(request: web.Request, content_type: str = "json"):
-    if request.content_type in ("application/vnd.kubernetes.protobuf", "application/cbor"):
-        # kubectl 1.32+ typed clients (create configmap/namespace/secret, auth can-i, debug node) send protobuf bodies.
-        raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: "
-                       f"application/json, application/yaml (the lab API server does not decode {request.content_type}; "
-                       f"use kubectl 1.30/1.31, `kubectl apply`, or the Python client)")
+    if request.content_type == "application/vnd.kubernetes.protobuf":
+        # kubectl 1.32+ typed clients (create configmap/namespace/secret, auth can-i) send protobuf bodies and no JSON fallback.
+        try:
+            return protobuf.decode_object(await request.read())
+        except (protobuf.ProtobufError, UnicodeDecodeError) as error:
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: "
+                           f"application/json, application/yaml, application/vnd.kubernetes.protobuf ({error})") from error
+    if request.content_type == "application/cbor":
+        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: "
+                       "application/json, application/yaml, application/vnd.kubernetes.protobuf")
     raw = await request.read()
     try:
         if content_type == "yaml":

@@ -1,0 +1,136 @@
+"""Which pods a diagnosis is about: ``namespace/name``, ``namespace/deployment/name`` or ``namespace/<label selector>``.
+
+``parse_pod_ref`` is pure and validates the reference; ``select_pods`` reads the cluster through a connected
+``KubeClient`` (plugins/module_utils/kube.py) and returns the running pods, sorted by name, at most ``max_pods``.
+"""
+
+import re
+
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+WORKLOAD_KINDS = {"deployment": "Deployment", "deploy": "Deployment", "deployments": "Deployment",
+                  "statefulset": "StatefulSet", "sts": "StatefulSet", "daemonset": "DaemonSet", "ds": "DaemonSet"}
+# A label selector as kubectl takes it: key=value, key==value, key!=value, key in (a,b), key notin (a), key, !key.
+SELECTOR_TERM = re.compile(r"^(!?[A-Za-z0-9./_-]+)(\s*(==|=|!=)\s*[A-Za-z0-9._-]*|\s+(in|notin)\s*\([A-Za-z0-9._,\s-]*\))?$")
+
+
+class PodRefError(ValueError):
+    """The pod reference is malformed; str() says which form is expected."""
+
+
+def _split_selector(selector):
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += char
+    terms.append(current.strip())
+    return terms
+
+
+def parse_pod_ref(ref):
+    """{namespace, kind: pod|workload|selector, name, workload_kind, selector} from a reference string."""
+    forms = "namespace/name, namespace/deployment/name or namespace/<label selector> (e.g. shop/app=web)"
+    if not isinstance(ref, str) or "/" not in ref:
+        raise PodRefError(f"pod {ref!r} is not a pod reference: use {forms}")
+    namespace, rest = ref.split("/", 1)
+    if not DNS_LABEL.match(namespace):
+        raise PodRefError(f"pod {ref!r}: namespace {namespace!r} is not a valid namespace name: use {forms}")
+    if any(op in rest for op in ("=", "!")) or " in " in rest or " notin " in rest:
+        terms = _split_selector(rest)
+        bad = [term for term in terms if not SELECTOR_TERM.match(term)]
+        if bad:
+            raise PodRefError(f"pod {ref!r}: {bad[0]!r} is not a label selector term (key=value, key!=value, key in (a,b), key, !key)")
+        return {"namespace": namespace, "kind": "selector", "name": None, "workload_kind": None, "selector": ",".join(terms)}
+    parts = rest.split("/")
+    if len(parts) == 1 and DNS_SUBDOMAIN.match(parts[0]):
+        return {"namespace": namespace, "kind": "pod", "name": parts[0], "workload_kind": None, "selector": None}
+    if len(parts) == 2 and parts[0].lower() in WORKLOAD_KINDS and DNS_SUBDOMAIN.match(parts[1]):
+        return {"namespace": namespace, "kind": "workload", "name": parts[1], "workload_kind": WORKLOAD_KINDS[parts[0].lower()], "selector": None}
+    raise PodRefError(f"pod {ref!r} is not a pod reference: use {forms}")
+
+
+def selector_string(label_selector):
+    """kubectl's text form of a LabelSelector (matchLabels and matchExpressions) from a workload's spec.selector."""
+    if not label_selector:
+        return ""
+    terms = [f"{key}={value}" for key, value in sorted((label_selector.get("match_labels") or label_selector.get("matchLabels") or {}).items())]
+    for expression in label_selector.get("match_expressions") or label_selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        if operator in ("In", "NotIn"):
+            terms.append(f"{key} {operator.lower()} ({','.join(values)})")
+        elif operator == "Exists":
+            terms.append(key)
+        elif operator == "DoesNotExist":
+            terms.append(f"!{key}")
+    return ",".join(terms)
+
+
+def _pod_entry(pod):
+    statuses = {s.name: s for s in (pod.status.container_statuses or [])} if pod.status else {}
+    return {"namespace": pod.metadata.namespace, "name": pod.metadata.name, "ref": f"{pod.metadata.namespace}/{pod.metadata.name}",
+            "node": pod.spec.node_name, "ip": pod.status.pod_ip if pod.status else None, "phase": pod.status.phase if pod.status else None,
+            "labels": dict(pod.metadata.labels or {}), "containers": [c.name for c in pod.spec.containers],
+            "ready": all(s.ready for s in statuses.values()) if statuses else False}
+
+
+def _require_namespace(client, namespace):
+    try:
+        client.call(client.core.read_namespace, namespace, what=f"namespace {namespace}")
+    except KubeError as error:
+        if error.status == 404:
+            raise KubeError(f"namespace {namespace} not found: check the namespace (kubectl get namespaces).", status=404) from error
+        if error.status != 403:  # may not read namespaces: the pod read below still answers
+            raise
+
+
+def _workload_selector(client, namespace, kind, name):
+    from kubernetes import client as k8s_client  # the caller already checked the library is there
+
+    apps = k8s_client.AppsV1Api(client.api_client)
+    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
+            "DaemonSet": apps.read_namespaced_daemon_set}[kind]
+    try:
+        workload = client.call(read, name, namespace, what=f"{kind} {namespace}/{name}")
+    except KubeError as error:
+        if error.status == 404:
+            raise KubeError(f"{kind} {namespace}/{name} not found: check the name (kubectl get {kind.lower()}s -n {namespace}).", status=404) from error
+        raise
+    return selector_string(workload.spec.selector.to_dict() if workload.spec.selector else None)
+
+
+def select_pods(client, ref, max_pods=10):
+    """(the parsed reference, running pods as dicts sorted by name, notes). Raises KubeError when nothing can be diagnosed."""
+    parsed = parse_pod_ref(ref)
+    namespace, notes = parsed["namespace"], []
+    if parsed["kind"] == "pod":
+        try:
+            pod = client.call(client.core.read_namespaced_pod, parsed["name"], namespace, what=f"pod {ref}")
+        except KubeError as error:
+            if error.status == 404:
+                _require_namespace(client, namespace)
+                raise KubeError(f"pod {ref} not found: check the pod name (kubectl get pods -n {namespace}).", status=404) from error
+            raise
+        return parsed, [_pod_entry(pod)], notes
+    _require_namespace(client, namespace)
+    selector = parsed["selector"]
+    if parsed["kind"] == "workload":
+        selector = _workload_selector(client, namespace, parsed["workload_kind"], parsed["name"])
+        parsed["selector"] = selector
+    listed = client.call(client.core.list_namespaced_pod, namespace, label_selector=selector, what=f"pods {selector} in {namespace}")
+    pods = sorted((_pod_entry(p) for p in listed.items), key=lambda p: p["name"])
+    running = [p for p in pods if p["phase"] == "Running"]
+    if len(running) < len(pods):
+        notes.append(f"{len(pods) - len(running)} pod(s) matching {selector!r} are not Running and are not diagnosed")
+    if not running:
+        raise KubeError(f"no running pod in namespace {namespace} matches {selector!r} ({ref}): check the selector "
+                        f"(kubectl get pods -n {namespace} -l '{selector}').", status=404)
+    if len(running) > max_pods:
+        notes.append(f"{len(running)} running pods match {selector!r}: diagnosing the first {max_pods} by name (raise max_pods for more)")
+    return parsed, running[:max_pods], notes

@@ -1,0 +1,132 @@
+# Copyright: (c) 2026, kubediag.egress contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: egress_verdict
+short_description: Conclude from egress facts why pods cannot reach their targets, and propose the fix
+version_added: 0.1.0
+author:
+  - kubediag.egress maintainers (@kubediag)
+description:
+  - A pure function of the facts the other modules gathered (no connection, no I/O), one verdict per pod. Every conclusion of the field
+    guide is a rule (see C(docs/verdict.md)), for example IP works but names fail means DNS, an external resolver that works while
+    the cluster DNS fails means CoreDNS forwarding, C(curl -k) working means TLS, the node working while the pod fails means pod
+    networking.
+  - Each finding has a root-cause id from the collection's table, a layer and hop, a severity, a one-line summary, the evidence quoted
+    from the facts, what was not checked and why, and a concrete remediation (the NetworkPolicy to add, the Corefile line to change,
+    the ServiceEntry to create, the proxy environment to set). Several causes can hold at once; they are ordered by what to fix first.
+  - A pod whose every target works gets the single finding C(healthy).
+options:
+  pod_probes:
+    description: Results of M(kubediag.egress.pod_probe), one per pod (a registered loop's C(results) is fine; skipped items are ignored).
+    type: list
+    elements: dict
+    required: true
+  netpol:
+    description: Results of M(kubediag.egress.netpol_egress_info), matched to pods by their C(source).
+    type: list
+    elements: dict
+    default: []
+  coredns:
+    description: The result of M(kubediag.egress.coredns_info) for the cluster (a skipped task's result counts as absent).
+    type: dict
+  cluster_network:
+    description: The result of M(kubediag.egress.cluster_network_info) for the cluster.
+    type: dict
+  mesh:
+    description:
+      - Results of M(kubediag.egress.mesh_egress_info), one per pod and target; each carries C(namespace), C(pod), C(host) and
+        C(port), at the top level or in the loop C(item) it was registered with.
+    type: list
+    elements: dict
+    default: []
+  pods:
+    description: The C(pods) of M(kubediag.egress.egress_pods_info), for the pods' labels (used in the proposed NetworkPolicy).
+    type: list
+    elements: dict
+    default: []
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: The module only computes; it runs the same way in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Probe the pod
+  kubediag.egress.pod_probe:
+    namespace: shop
+    pod: web
+    targets: [https://api.example.com/health]
+    node_probe: true
+  register: probe
+
+- name: Conclude
+  kubediag.egress.egress_verdict:
+    pod_probes: ["{{ probe }}"]
+  register: verdict
+
+- name: Show the root causes
+  ansible.builtin.debug:
+    msg: "{{ verdict.pods[0].root_causes }}"
+"""
+
+RETURN = r"""
+pods:
+  description:
+    - One verdict per pod, C({pod, node, ip, healthy, root_causes, findings, targets, not_checked, notes}).
+    - C(findings) are C({id, layer, hop, severity, summary, evidence, not_checked, remediation{summary, module, params}, targets}),
+      ordered by what to fix first.
+    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing) or C(unknown), and C(path)
+      gives each hop of pod, dns, policy, node, nat, internet, endpoint as C(ok), C(fail), C(not_reached) or C(unknown).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pod": "shop/web", "healthy": false, "root_causes": ["dns.upstream_forwarding"], "findings": [], "targets": []}]
+root_causes:
+  description: Every root-cause id found, over all pods, in fix-first order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["dns.upstream_forwarding"]
+healthy:
+  description: True when every pod is healthy.
+  returned: always
+  type: bool
+  sample: false
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - imports follow the documentation
+
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, VerdictError, evaluate_cluster  # noqa: E402
+
+ARGUMENT_SPEC = {
+    "pod_probes": {"type": "list", "elements": "dict", "required": True},
+    "netpol": {"type": "list", "elements": "dict", "default": []},
+    "coredns": {"type": "dict"},
+    "cluster_network": {"type": "dict"},
+    "mesh": {"type": "list", "elements": "dict", "default": []},
+    "pods": {"type": "list", "elements": "dict", "default": []},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        verdicts = evaluate_cluster(dict(module.params))
+    except VerdictError as exc:
+        module.fail_json(msg=f"cannot conclude: {exc}")
+    causes = {cause for verdict in verdicts for cause in verdict["root_causes"]}
+    ordered = [cause for cause in (*FIX_ORDER, "healthy") if cause in causes]
+    module.exit_json(changed=False, pods=verdicts, root_causes=ordered, healthy=all(v["healthy"] for v in verdicts))
+
+
+if __name__ == "__main__":
+    main()

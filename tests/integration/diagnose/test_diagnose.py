@@ -1,0 +1,130 @@
+"""The diagnose playbook against the lab, as a user runs it: every bundled scenario gives exactly its root causes with evidence
+and writes nothing but its own debug pods; bad input fails that cluster only; the HTML report renders in headless Chromium."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import diagnoselab
+from kdlab import build
+
+pytestmark = pytest.mark.lab
+OUTPUT = os.path.join(diagnoselab.REPO, "tests", "output", "diagnose")
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    yield tmp_path
+    build.down(str(tmp_path / "lab"))
+
+
+def _diagnose(workdir, scenario, **extra):
+    lab = build.up(scenario, str(workdir / "lab"))
+    report_dir = str(workdir / "report")
+    code, output, seconds = diagnoselab.run_playbook(lab.info["inventory"], report_dir, str(workdir / "home"),
+                                                     {"timeout": 3, **extra})
+    return lab, code, output, seconds, report_dir
+
+
+@pytest.mark.parametrize("scenario", diagnoselab.scenarios())
+def test_scenario_gives_exactly_its_root_causes(workdir, scenario):
+    lab, code, output, _seconds, report_dir = _diagnose(workdir, scenario)
+    assert code == 0, output[-4000:]
+    report = diagnoselab.read_report(report_dir)
+    subject = lab.scenario["subject"]
+    cluster = subject.get("cluster") or lab.scenario["clusters"][0]["name"]
+    mine = [r for r in report["results"] if r["cluster"] == cluster and r["pod"] == subject["pod"]]
+    assert sorted(r["target"] for r in mine) == sorted(subject["targets"])
+    found = {cause for r in mine for cause in r["root_causes"]}
+    assert found == set(lab.scenario["expect"]["root_causes"]), json.dumps(mine, indent=1)[:4000]
+    for result in mine:
+        for finding in result["findings"]:
+            assert finding["evidence"], finding
+    assert not report["errors"], report["errors"]
+    entries = diagnoselab.audit_entries(lab.dir)
+    assert diagnoselab.writes_outside_debug(entries) == []
+    assert diagnoselab.debug_pods_left(entries) == 0
+    assert "result(s) in" in output and "reports: " in output  # the console ends with the summary
+
+
+def test_bad_input_fails_that_cluster_only(workdir):
+    """healthy-fleet: prod-aws is diagnosed normally; the other clusters each get one kind of bad input; extra hosts point at an
+    unknown context and at an API server that is not there. Each fails with its reason; the good cluster is still reported."""
+    lab = build.up("healthy-fleet", str(workdir / "lab"))
+    with open(lab.info["inventory"], encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    hosts = inventory["all"]["children"]["clusters"]["hosts"]
+    base = hosts["prod-aws"]
+    hosts["prod-gce"].update(egress_pod="shop/no-such-pod", egress_targets=["https://api.example.test/health"])
+    hosts["prod-azure"].update(egress_pod="shop/web", egress_targets=["https://x;touch /tmp/pwned/"])
+    hosts["ghost-ns"] = {**base, "context": "prod-gce", "egress_pod": "nowhere/web"}
+    hosts["no-context"] = {**base, "context": "no-such-context"}
+    hosts["api-down"] = {**{k: v for k, v in base.items() if k not in ("kubeconfig", "context")}, "kubeconfig": _kubeconfig_to_nowhere(workdir)}
+    path = str(workdir / "inventory.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle)
+    report_dir = str(workdir / "report")
+    code, output, _seconds = diagnoselab.run_playbook(path, report_dir, str(workdir / "home"), {"timeout": 2, "node_probe": False})
+    assert code != 0
+    report = diagnoselab.read_report(report_dir)
+    assert {r["cluster"] for r in report["results"]} == {"prod-aws"}
+    assert {r["status"] for r in report["results"]} == {"healthy"}
+    errors = {e["cluster"]: e["msg"] for e in report["errors"]}
+    assert set(errors) == {"prod-gce", "prod-azure", "ghost-ns", "no-context", "api-down"}, errors
+    assert "shop/no-such-pod not found" in errors["prod-gce"]
+    assert "x;touch" in errors["prod-azure"]
+    assert "namespace nowhere not found" in errors["ghost-ns"]
+    assert "no-such-context" in errors["no-context"]
+    assert "cannot reach the Kubernetes API server" in errors["api-down"]
+    assert not os.path.exists("/tmp/pwned")
+    for cluster in errors:
+        assert f"{cluster}: " in output  # the failed host says why, on the console too
+    execs = [e for e in diagnoselab.audit_entries(lab.dir) if e.get("resource") == "pods/exec" and e.get("cluster") == "prod-azure"]
+    assert execs == []  # the malformed target stopped everything before any exec
+
+
+def _closed_port():
+    """A local TCP port nothing listens on: bound to learn a free number, then released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kubeconfig_to_nowhere(workdir):
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "down",
+              "clusters": [{"name": "down", "cluster": {"server": f"https://127.0.0.1:{_closed_port()}", "insecure-skip-tls-verify": True}}],
+              "users": [{"name": "u", "user": {"token": "t"}}], "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}]}
+    path = str(workdir / "kubeconfig-down")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle)
+    return path
+
+
+def test_html_report_shows_the_failing_hop_in_chromium(workdir):
+    _lab, code, output, _seconds, report_dir = _diagnose(workdir, "dns.upstream_forwarding")
+    assert code == 0, output[-3000:]
+    html_path = os.path.join(report_dir, "report.html")
+    with open(html_path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "<link" not in html and "<script" not in html
+    os.makedirs(OUTPUT, exist_ok=True)
+    screenshot = os.path.join(OUTPUT, "report-dns.upstream_forwarding.png")
+    if os.path.exists(screenshot):
+        os.unlink(screenshot)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={workdir / 'chromium'}", "--window-size=1280,1600"]
+    chromium = shutil.which("chromium") or "chromium"
+    dom = subprocess.run([chromium, *flags, "--dump-dom", f"file://{html_path}"], capture_output=True, text=True, timeout=90, check=True).stdout
+    assert 'data-hop="dns" data-status="fail"' in dom
+    assert 'data-hop="pod" data-status="ok"' in dom and 'data-hop="endpoint" data-status="not_reached"' in dom
+    assert "dns.upstream_forwarding" in dom and "forward . 192.0.2.99" in dom
+    subprocess.run([chromium, *flags, f"--screenshot={screenshot}", f"file://{html_path}"], capture_output=True, timeout=90, check=True)
+    assert os.path.getsize(screenshot) > 10000

@@ -1,0 +1,119 @@
+"""The report contract and its renderings, from verdicts drawn on lab recordings (verdict_cases/) and a failed cluster."""
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from ansible_collections.kubediag.egress.plugins.module_utils.report import (
+    ReportError,
+    build_report,
+    render_all,
+    render_html,
+    render_junit,
+    render_markdown,
+    summary_lines,
+)
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict import evaluate_cluster
+
+CASES = Path(__file__).parent / "verdict_cases"
+
+
+def _hosts(*names, error=None):
+    hosts = []
+    for name in names:
+        case = json.loads((CASES / f"{name}.json").read_text())
+        hosts.append({"cluster": name, "pods": evaluate_cluster(case["facts"]), "error": None})
+    if error:
+        hosts.append({"cluster": "broken", "pods": [], "error": error})
+    return hosts
+
+
+@pytest.fixture(scope="module")
+def report():
+    return build_report(_hosts("healthy", "firewall.port_blocked-udp", "dns.upstream_forwarding",
+                               error={"stage": "Resolve which pods to diagnose", "msg": "pod shop/x not found: check the pod name"}))
+
+
+def test_contract_has_one_result_per_cluster_pod_target(report):
+    assert report["schema_version"] == 1
+    keys = [(r["cluster"], r["pod"], r["target"]) for r in report["results"]]
+    assert keys == [("healthy", "shop/web", "https://api.example.test/health"),
+                    ("firewall.port_blocked-udp", "shop/web", "udp://udp-echo.example.test:123"),
+                    ("firewall.port_blocked-udp", "shop/web", "https://api.example.test/health"),
+                    ("dns.upstream_forwarding", "shop/web", "https://api.example.test/health")]
+    statuses = [r["status"] for r in report["results"]]
+    assert statuses == ["healthy", "failing", "ok", "failing"]
+    assert [r["root_causes"] for r in report["results"]] == [["healthy"], ["firewall.port_blocked"], [], ["dns.upstream_forwarding"]]
+    assert report["summary"] == {"clusters": 4, "clusters_failed": ["broken"], "pods": 3, "results": 4, "healthy": 1, "ok": 1, "failing": 2,
+                                 "unknown": 0, "errors": 1, "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
+    assert report["errors"] == [{"cluster": "broken", "pod": None, "stage": "Resolve which pods to diagnose",
+                                 "msg": "pod shop/x not found: check the pod name"}]
+
+
+def test_findings_follow_their_target(report):
+    ok_result = report["results"][2]
+    assert ok_result["findings"] == []
+    failing = report["results"][1]
+    assert [f["id"] for f in failing["findings"]] == ["firewall.port_blocked"]
+
+
+def test_rendering_is_deterministic(report):
+    assert render_all(report) == render_all(json.loads(json.dumps(report)))
+
+
+def test_html_marks_the_failing_hop_and_is_self_contained(report):
+    html = render_html(report)
+    assert '<section class="result failing" data-cluster="dns.upstream_forwarding"' in html
+    dns_section = html.split('data-cluster="dns.upstream_forwarding"', 1)[1]
+    assert 'data-hop="dns" data-status="fail"' in dns_section and 'data-hop="pod" data-status="ok"' in dns_section
+    assert 'data-hop="internet" data-status="not_reached"' in dns_section
+    assert "<script" not in html and "<link" not in html and "src=" not in html
+    assert "forward . 192.0.2.99" in html  # the remedy is shown beneath the path
+
+
+def test_html_escapes_what_it_quotes():
+    hosts = [{"cluster": "<b>x</b>", "pods": [], "error": {"stage": "s", "msg": "<script>alert(1)</script>"}}]
+    html = render_html(build_report(hosts))
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_junit_has_a_testcase_per_pod_target_check(report):
+    root = ElementTree.fromstring(render_junit(report))  # noqa: S314 - our own output
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"healthy", "firewall.port_blocked-udp", "dns.upstream_forwarding", "broken"}
+    expected_cases = sum(len(r["checks"]) for r in report["results"]) + 1
+    assert int(root.get("tests")) == expected_cases == len(root.findall(".//testcase"))
+    udp_case = next(c for c in suites["firewall.port_blocked-udp"].findall("testcase")
+                    if c.get("name") == "udp://udp-echo.example.test:123 :: udp:udp-echo.example.test:123")
+    assert "firewall.port_blocked" in udp_case.find("failure").text
+    assert suites["broken"].find("testcase/error").get("message") == "pod shop/x not found: check the pod name"
+    assert int(suites["healthy"].get("failures")) == 0
+
+
+def test_markdown_and_summary_name_causes_and_errors(report):
+    markdown = render_markdown(report)
+    assert "| dns.upstream_forwarding | shop/web | https://api.example.test/health | failing | `dns.upstream_forwarding` |" in markdown
+    assert "## Errors" in markdown and "pod shop/x not found" in markdown
+    lines = summary_lines(report)
+    assert lines[0] == "OK   healthy shop/web -> https://api.example.test/health: healthy"
+    assert any(line.startswith("FAIL dns.upstream_forwarding shop/web") for line in lines)
+    assert any(line.startswith("ERR  broken (Resolve which pods to diagnose): pod shop/x not found") for line in lines)
+    assert lines[-1] == "4 result(s) in 4 cluster(s): 1 healthy, 1 ok, 2 failing, 0 unknown, 1 error(s)"
+
+
+@pytest.mark.parametrize(("hosts", "message"), [
+    ("nope", "hosts must be a list"),
+    ([{"pods": []}], r"hosts\[0\].cluster must be a non-empty string"),
+    ([{"cluster": "a", "pods": "x"}], r"hosts\[0\].pods must be a list"),
+    ([{"cluster": "a", "pods": ["x"]}], r"hosts\[0\].pods\[0\] must be a mapping"),
+])
+def test_bad_input_is_a_clear_error(hosts, message):
+    with pytest.raises(ReportError, match=message):
+        build_report(hosts)
+
+
+def test_unknown_format_is_refused(report):
+    with pytest.raises(ReportError, match="unknown report format"):
+        render_all(report, ["pdf"])

@@ -1,0 +1,131 @@
+"""The verdict rules, table-driven from facts recorded in the lab (verdict_cases/<scenario>.json, made by record.py), plus
+edge cases built from those recordings: several causes at once, a pod that could not be probed, facts of the wrong shape."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, LAYERS, VerdictError, evaluate_cluster, evaluate_pod
+
+CASES = Path(__file__).parent / "verdict_cases"
+RECORDINGS = {path.stem: json.loads(path.read_text()) for path in sorted(CASES.glob("*.json"))}
+DESIGN_IDS = set(FIX_ORDER) | {"healthy", "mesh.registry_only", "firewall.cloud_egress_denied"}
+
+
+def _subject_verdict(case):
+    verdicts = evaluate_cluster(case["facts"])
+    assert len(verdicts) == 1
+    return verdicts[0]
+
+
+def test_every_bundled_scenario_is_recorded():
+    scenarios = {p.stem for p in (Path(__file__).parents[4] / "tests" / "lab" / "scenarios").glob("*.yml")}
+    assert scenarios <= set(RECORDINGS), f"record these with verdict_cases/record.py: {sorted(scenarios - set(RECORDINGS))}"
+
+
+@pytest.mark.parametrize("name", sorted(RECORDINGS))
+def test_recorded_scenario_gives_exactly_its_root_causes(name):
+    case = RECORDINGS[name]
+    verdict = _subject_verdict(case)
+    assert verdict["root_causes"] == case["expect"]["root_causes"], json.dumps(verdict["findings"], indent=1)[:3000]
+    for finding in verdict["findings"]:
+        assert finding["evidence"], finding
+        assert set(finding) >= {"id", "layer", "hop", "severity", "summary", "evidence", "not_checked", "remediation", "targets"}
+        if finding["id"] != "healthy":
+            assert finding["remediation"]["summary"], finding
+            assert finding["targets"], finding
+
+
+@pytest.mark.parametrize("name", sorted(RECORDINGS))
+def test_target_results_are_consistent(name):
+    verdict = _subject_verdict(RECORDINGS[name])
+    for target in verdict["targets"]:
+        assert [hop["hop"] for hop in target["path"]] == ["pod", "dns", "policy", "node", "nat", "internet", "endpoint"]
+        failing_hops = {hop["hop"] for hop in target["path"] if hop["status"] == "fail"}
+        assert failing_hops == {LAYERS[cause][1] for cause in target["root_causes"] if cause != "healthy"}
+        if target["status"] == "failing":
+            assert target["root_causes"]
+        assert target["checks"], target
+
+
+def test_healthy_is_alone():
+    verdict = _subject_verdict(RECORDINGS["healthy"])
+    assert verdict["healthy"] is True
+    assert [f["id"] for f in verdict["findings"]] == ["healthy"]
+    assert all(t["root_causes"] == ["healthy"] and t["status"] == "healthy" for t in verdict["targets"])
+
+
+def test_only_the_failing_target_carries_the_cause():
+    verdict = _subject_verdict(RECORDINGS["firewall.port_blocked-udp"])
+    by_target = {t["target"]: t for t in verdict["targets"]}
+    assert by_target["udp://udp-echo.example.test:123"]["root_causes"] == ["firewall.port_blocked"]
+    assert by_target["https://api.example.test/health"] == {**by_target["https://api.example.test/health"], "status": "ok", "root_causes": []}
+
+
+def test_named_remedies_are_concrete():
+    forwarding = _subject_verdict(RECORDINGS["dns.upstream_forwarding"])["findings"][0]["remediation"]
+    assert forwarding["params"]["current"] == "forward . 192.0.2.99" and forwarding["params"]["proposed"].startswith("forward . ")
+    policy = _subject_verdict(RECORDINGS["netpol.egress_blocked"])["findings"][0]["remediation"]["params"]["definition"]
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["podSelector"] == {"matchLabels": {"app": "web"}}
+    dns_rule = policy["spec"]["egress"][1]
+    assert {"protocol": "UDP", "port": 53} in dns_rule["ports"]
+    proxy = _subject_verdict(RECORDINGS["proxy.missing_config"])["findings"][0]["remediation"]["params"]["env"]
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.example.test:3128/"} in proxy
+
+
+def _with_broken_resolv_conf(case):
+    """The tls.cert_expired recording, plus a resolv.conf that points nowhere for a second name: two causes, two fixes."""
+    facts = copy.deepcopy(case["facts"])
+    probe = facts["pod_probes"][0]
+    probe["resolv_conf"] = {"status": "fail", "error_class": "not_cluster_dns", "summary": "nameserver 10.96.0.53", "details": {"cluster_dns_ip": "10.96.0.10"}}
+    extra = {"url": "https://other.example.test/", "host": "other.example.test", "port": 443, "scheme": "https", "protocol": "tcp", "path": "/",
+             "host_is_ip": False, "status": "fail", "check_ids": ["dns.pod:other.example.test", "dns.cluster:other.example.test"]}
+    probe["targets"].append(extra)
+    probe["checks"] += [
+        {"id": "dns.pod:other.example.test", "kind": "dns", "target": "other.example.test", "status": "fail", "error_class": "timeout",
+         "summary": "other.example.test via the pod resolver: no DNS answer before the timeout", "params": {"name": "other.example.test", "via": "pod"},
+         "details": {}},
+        {"id": "dns.cluster:other.example.test", "kind": "dns", "target": "other.example.test", "status": "ok", "error_class": None,
+         "summary": "other.example.test via 10.96.0.10: 198.51.100.30", "params": {"name": "other.example.test", "via": "cluster"},
+         "details": {"addresses": ["198.51.100.30"]}},
+    ]
+    return facts
+
+
+def test_several_causes_are_each_reported_fix_first():
+    verdicts = evaluate_cluster(_with_broken_resolv_conf(RECORDINGS["tls.cert_expired"]))
+    assert verdicts[0]["root_causes"] == ["dns.resolv_conf", "tls.cert_expired"]
+    by_target = {t["target"]: t["root_causes"] for t in verdicts[0]["targets"]}
+    assert by_target["https://other.example.test/"] == ["dns.resolv_conf"]
+
+
+def test_a_pod_that_was_not_probed_is_unknown_not_healthy():
+    facts = copy.deepcopy(RECORDINGS["healthy"]["facts"])
+    probe = facts["pod_probes"][0]
+    probe.update(probed=False, checks=[], not_probed_reason="container 'static' has no shell; set debug_container: true")
+    verdict = evaluate_cluster(facts)[0]
+    assert verdict["healthy"] is False and verdict["root_causes"] == []
+    assert all(t["status"] == "unknown" for t in verdict["targets"])
+    assert any("debug_container" in line for line in verdict["not_checked"])
+
+
+@pytest.mark.parametrize(("facts", "message"), [
+    ({"pod_probes": []}, "pod_probes holds no pod_probe result"),
+    ({"pod_probes": [{"skipped": True}]}, "pod_probes holds no pod_probe result"),
+    ("not a mapping", "must be a mapping"),
+])
+def test_bad_input_is_a_clear_error(facts, message):
+    with pytest.raises(VerdictError, match=message):
+        evaluate_cluster(facts)
+
+
+def test_a_probe_without_targets_is_refused():
+    with pytest.raises(VerdictError, match="lists no targets"):
+        evaluate_pod({"pod_probe": {"pod": {"namespace": "shop", "name": "web"}, "checks": [], "targets": []}})
+
+
+def test_root_cause_ids_come_from_the_design_table():
+    for case in RECORDINGS.values():
+        assert set(case["expect"]["root_causes"]) <= DESIGN_IDS
