@@ -6,8 +6,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # ansible_module
 
-from infolab import DnsUpstreams, clusters, run_module, start_apiserver
+from ansible_module import run_module
+from infolab import DnsUpstreams, clusters, start_apiserver
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,11 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 LAB_ROOT = os.path.join(REPO, "tests", "lab")
-VENV_BIN = os.path.dirname(sys.executable)
 NODES = [{"name": "node-1", "index": 0, "ip": "172.20.0.10", "pod_cidr": "10.244.0.0/24"}]
 COREDNS_POD = {"namespace": "kube-system", "name": "coredns", "node": "node-1", "image": "coredns", "labels": {"k8s-app": "kube-dns"},
                "ip": "10.244.0.2"}
@@ -117,25 +115,3 @@ def start_apiserver(directory: str, config: dict) -> tuple[subprocess.Popen, dic
         time.sleep(0.05)
     with open(endpoints_path, encoding="utf-8") as handle:
         return process, json.load(handle)
-
-
-def run_module(module: str, args: dict, home: str, check: bool = False) -> dict:
-    """Run kubediag.egress.<module> on localhost through `ansible` and return its result, with `failed` set.
-
-    The result is read from the file the built-in tree callback writes, not from the screen output.
-    """
-    tree = tempfile.mkdtemp(dir=home, prefix="tree-")
-    env = dict(os.environ, HOME=home, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_CALLBACK_TREE_DIR=tree, ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-               ANSIBLE_LOCAL_TEMP=os.path.join(home, "tmp"), PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-    argv = [os.path.join(VENV_BIN, "ansible"), "-i", "localhost,", "-c", "local", "localhost", "-m", f"kubediag.egress.{module}", "-a", json.dumps(args)]
-    if check:
-        argv.append("--check")
-    completed = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        with open(os.path.join(tree, "localhost"), encoding="utf-8") as handle:
-            result = json.load(handle)
-    except (OSError, ValueError):
-        raise AssertionError(f"ansible gave no module result (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}") from None
-    result.setdefault("failed", completed.returncode != 0)  # the tree callback leaves the failed flag out
-    return result

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from infolab import LAB_ROOT, run_module
+from ansible_module import run_module
+from infolab import LAB_ROOT
 
 pytestmark = pytest.mark.lab
 

@@ -1,16 +1,14 @@
 """Fixtures: labs of bundled scenarios (built once per session each, torn down at the end) and helpers to probe them."""
 
-import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
-VENV_BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lab"))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # ansible_module
+
+import ansible_module
 
 pytestmark = pytest.mark.lab
 
@@ -53,24 +51,4 @@ def ansible_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def run_module(ansible_home):
     """run_module(args, check=False): the module's result."""
-    return lambda args, check=False: _run_module(args, ansible_home, check)
-
-
-def _run_module(args: dict, home: str, check: bool = False) -> dict:
-    """kubediag.egress.pod_probe on localhost through `ansible`; the result from the tree callback's file."""
-    tree = tempfile.mkdtemp(dir=home, prefix="tree-")
-    env = dict(os.environ, HOME=home, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_CALLBACK_TREE_DIR=tree, ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-               ANSIBLE_LOCAL_TEMP=os.path.join(home, "tmp"), PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-    argv = [os.path.join(VENV_BIN, "ansible"), "-i", "localhost,", "-c", "local", "localhost", "-m", "kubediag.egress.pod_probe",
-            "-a", json.dumps(args)]
-    if check:
-        argv.append("--check")
-    completed = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
-    try:
-        with open(os.path.join(tree, "localhost"), encoding="utf-8") as handle:
-            result = json.load(handle)
-    except (OSError, ValueError):
-        raise AssertionError(f"ansible gave no module result (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}") from None
-    result.setdefault("failed", completed.returncode != 0)
-    return result
+    return lambda args, check=False: ansible_module.run_module("pod_probe", args, ansible_home, check, timeout=180)
