@@ -25,7 +25,7 @@ except ImportError as import_error:  # reported by the module wrapper with missi
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 EXIT_CODE_STATUS = re.compile(r'"ExitCode".*?"message"\s*:\s*"(\d+)"')
-HANDSHAKE_STATUS = re.compile(r"Handshake status (\d{3})")
+HANDSHAKE_STATUS = re.compile(r"Handshake status (\d{3})([^-]*)")
 
 
 class KubeError(Exception):
@@ -145,10 +145,7 @@ class KubeClient:
             ws = k8s_stream(k8s_client.CoreV1Api(api_client).connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
         except ApiException as exc:
             api_client.close()
-            handshake = HANDSHAKE_STATUS.search(str(exc.reason or "")) if exc.status == 0 else None
-            if handshake:
-                exc.status = int(handshake.group(1))
-            raise self.explain(exc, what) from exc
+            raise self.explain(handshake_error(exc), what) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             api_client.close()
             raise self.unreachable(exc) from exc
@@ -173,6 +170,17 @@ class KubeClient:
             ws.close()
             api_client.close()
         return _exec_result("".join(stdout), "".join(stderr), status_text, time.monotonic() - started)
+
+
+def handshake_error(exc):
+    """kubernetes.stream reports a refused exec upgrade as ApiException(status=0, reason=websocket-client's
+    "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}"): give it back its HTTP status and Status body."""
+    handshake = HANDSHAKE_STATUS.match(str(exc.reason or "")) if exc.status == 0 else None
+    if handshake:
+        exc.status = int(handshake.group(1))
+        exc.body = str(exc.reason).rsplit(" -+-+- ", 1)[-1]
+        exc.reason = handshake.group(2).strip() or f"HTTP {exc.status}"
+    return exc
 
 
 def _exec_result(stdout, stderr, status_text, duration):

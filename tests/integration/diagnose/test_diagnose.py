@@ -57,7 +57,8 @@ def test_scenario_gives_exactly_its_root_causes(workdir, scenario):
 
 def test_bad_input_fails_that_cluster_only(workdir):
     """healthy-fleet: prod-aws is diagnosed normally; the other clusters each get one kind of bad input; extra hosts point at an
-    unknown context and at an API server that is not there. Each fails with its reason; the good cluster is still reported."""
+    unknown context, at an API server that is not there and at a user who may not exec into pods.
+    Each fails with its reason; the good cluster is still reported."""
     lab = build.up("healthy-fleet", str(workdir / "lab"))
     with open(lab.info["inventory"], encoding="utf-8") as handle:
         inventory = yaml.safe_load(handle)
@@ -67,6 +68,7 @@ def test_bad_input_fails_that_cluster_only(workdir):
     hosts["prod-azure"].update(egress_pod="shop/web", egress_targets=["https://x;touch /tmp/pwned/"])
     hosts["ghost-ns"] = {**base, "context": "prod-gce", "egress_pod": "nowhere/web"}
     hosts["no-context"] = {**base, "context": "no-such-context"}
+    hosts["no-exec"] = {**base, "context": "prod-aws-viewer"}  # the scenario's user without pods/exec
     hosts["api-down"] = {**{k: v for k, v in base.items() if k not in ("kubeconfig", "context")}, "kubeconfig": _kubeconfig_to_nowhere(workdir)}
     path = str(workdir / "inventory.yml")
     with open(path, "w", encoding="utf-8") as handle:
@@ -78,12 +80,13 @@ def test_bad_input_fails_that_cluster_only(workdir):
     assert {r["cluster"] for r in report["results"]} == {"prod-aws"}
     assert {r["status"] for r in report["results"]} == {"healthy"}
     errors = {e["cluster"]: e["msg"] for e in report["errors"]}
-    assert set(errors) == {"prod-gce", "prod-azure", "ghost-ns", "no-context", "api-down"}, errors
+    assert set(errors) == {"prod-gce", "prod-azure", "ghost-ns", "no-context", "api-down", "no-exec"}, errors
     assert "shop/no-such-pod not found" in errors["prod-gce"]
     assert "x;touch" in errors["prod-azure"]
     assert "namespace nowhere not found" in errors["ghost-ns"]
     assert "no-such-context" in errors["no-context"]
     assert "cannot reach the Kubernetes API server" in errors["api-down"]
+    assert 'User "viewer" cannot create resource "pods/exec"' in errors["no-exec"] and "RBAC permission" in errors["no-exec"]
     assert not os.path.exists("/tmp/pwned")
     for cluster in errors:
         assert f"{cluster}: " in output  # the failed host says why, on the console too

@@ -199,8 +199,10 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane
             lines += [f"link add {p.node_port} type veth peer name eth0 netns {p.netns}", f"link set {p.node_port} master cbr0",
                       f"link set {p.node_port} up"]
         system.ip_batch(n.netns, lines, f"building node {n.name}")
-        system.sysctl(n.netns, {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"})
-        system.iptables_restore(n.netns, _node_rules(c, n, pods, mine, plane["snat"]), f"iptables of node {n.name}")
+        # icmp_ratelimit 0: the REJECT of a Service with no endpoints answers every query, not the kernel's burst of 6 a second.
+        system.sysctl(n.netns, {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1", "net.ipv4.icmp_ratelimit": "0"})
+        system.iptables_restore(n.netns, _node_rules(c, n, pods, mine, plane["snat"], _coredns_runs(spec, c.name, plane)),
+                                f"iptables of node {n.name}")
         _etc_files(journal, n.netns, {"resolv.conf": f"nameserver {world.VPC_RESOLVER_IP}\n", "hosts": _hosts(n.ip, n.name)}, ca_pem)
         for p in pods:
             system.ip_batch(p.netns, ["link set lo up", f"addr add {p.ip}/24 dev eth0", "link set eth0 up",
@@ -257,9 +259,13 @@ def _gateway_rules(c, faults: list[dict]) -> str:
             "-A FORWARD -o pub0 -j KD-FIREWALL\n" + "".join(line + "\n" for line in firewall + output) + "COMMIT\n")
 
 
-def _node_rules(c, n, pods, faults: list[dict], snat: tuple) -> str:
-    coredns = c.coredns_ip
-    services = [f"-A KD-SERVICES -d {c.dns_service_ip}/32 -p {proto} --dport 53 -j DNAT --to-destination {coredns}:53" for proto in ("udp", "tcp")]
+def _node_rules(c, n, pods, faults: list[dict], snat: tuple, coredns_runs: bool) -> str:
+    """The node's kube-proxy and CNI: the kube-dns Service DNATed to CoreDNS or, with no CoreDNS endpoint, rejected with
+    ICMP port unreachable as kube-proxy does; SNAT; the pods' egress chains (their NetworkPolicies)."""
+    dns = [(c.dns_service_ip, proto) for proto in ("udp", "tcp")]
+    services = [f"-A KD-SERVICES -d {ip}/32 -p {proto} --dport 53 -j DNAT --to-destination {c.coredns_ip}:53" for ip, proto in dns if coredns_runs]
+    no_endpoints = [] if coredns_runs else [f"-A KD-NO-ENDPOINTS -d {ip}/32 -p {proto} --dport 53 -j REJECT --reject-with icmp-port-unreachable"
+                                            for ip, proto in dns]
     enabled, non_masquerade_cidrs, _why = snat
     enabled = enabled and not any(f["type"] == "no_snat" and n.name in f["nodes"] for f in faults)
     services += Lab.masquerade_rules(c.pod_cidr, non_masquerade_cidrs, enabled)
@@ -272,7 +278,8 @@ def _node_rules(c, n, pods, faults: list[dict], snat: tuple) -> str:
             ":KD-SERVICES - [0:0]\n:KD-MASQ - [0:0]\n-A PREROUTING -j KD-SERVICES\n-A OUTPUT -j KD-SERVICES\n-A POSTROUTING -j KD-MASQ\n"
             + "".join(line + "\n" for line in services) + "COMMIT\n"
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KD-POD-EGRESS - [0:0]\n:KD-NODE-EGRESS - [0:0]\n"
-            + chains + "-A FORWARD -j KD-POD-EGRESS\n-A FORWARD -j KD-NODE-EGRESS\n-A OUTPUT -j KD-NODE-EGRESS\n"
+            ":KD-NO-ENDPOINTS - [0:0]\n" + chains + "-A FORWARD -j KD-NO-ENDPOINTS\n-A OUTPUT -j KD-NO-ENDPOINTS\n"
+            + "".join(line + "\n" for line in no_endpoints) + "-A FORWARD -j KD-POD-EGRESS\n-A FORWARD -j KD-NODE-EGRESS\n-A OUTPUT -j KD-NODE-EGRESS\n"
             "-A KD-POD-EGRESS -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN\n" + jumps
             + "".join(line + "\n" for line in node_egress) + "COMMIT\n")
 

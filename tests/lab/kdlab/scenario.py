@@ -24,6 +24,7 @@ ROOT_CAUSE_IDS = (
 )
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RULE_KEYS = ("apiGroups", "resources", "verbs", "resourceNames", "namespaces")  # an RBAC PolicyRule + a RoleBinding's namespaces
 
 # Fault type -> {parameter: (kind, default)}. "cluster" defaults to the subject's cluster, "pod" to the subject pod.
 REQUIRED = object()
@@ -148,7 +149,7 @@ def validate(document, source: str = "<scenario>") -> dict:
 
 def _cluster(check: _Checker, raw, index: int) -> dict:
     where = f"clusters[{index}]"
-    raw = check.mapping(raw, where, ("name", "provider", "cni", "nodes", "pods", "objects"), ("name",))
+    raw = check.mapping(raw, where, ("name", "provider", "cni", "nodes", "pods", "objects", "users"), ("name",))
     name = check.label(raw["name"], f"{where}.name")
     if len(name) > 20:
         check.fail(f"{where}.name", "cluster names are at most 20 characters (they are part of namespace names)")
@@ -192,7 +193,27 @@ def _cluster(check: _Checker, raw, index: int) -> dict:
     for i, o in enumerate(objects):
         if not isinstance((o.get("metadata") or {}).get("name"), str):
             check.fail(f"{where}.objects[{i}].metadata.name", "every object needs a name")
-    return {"name": name, "index": index, "provider": provider, "cni": cni, "nodes": nodes, "pods": pods, "objects": objects}
+    return {"name": name, "index": index, "provider": provider, "cni": cni, "nodes": nodes, "pods": pods, "objects": objects,
+            "users": _users(check, raw.get("users", []), where)}
+
+
+def _users(check: _Checker, raw, where: str) -> list[dict]:
+    """API server users besides the admin: each gets a token and a kubeconfig context `<cluster>-<user>`."""
+    users = []
+    for i, u in enumerate(check.listing(raw, f"{where}.users")):
+        uwhere = f"{where}.users[{i}]"
+        u = check.mapping(u, uwhere, ("name", "rules", "deny"), ("name",))
+        rules = u.get("rules", "*")
+        if rules != "*":
+            rules = [check.mapping(r, f"{uwhere}.rules[{j}]", RULE_KEYS, ("resources", "verbs"))
+                     for j, r in enumerate(check.listing(rules, f"{uwhere}.rules"))]
+        deny = [check.mapping(r, f"{uwhere}.deny[{j}]", RULE_KEYS, ("resources", "verbs"))
+                for j, r in enumerate(check.listing(u.get("deny", []), f"{uwhere}.deny"))]
+        users.append({"name": check.label(u["name"], f"{uwhere}.name"), "rules": rules, "deny": deny})
+    names = [u["name"] for u in users]
+    if len(set(names)) != len(names):
+        check.fail(f"{where}.users", "user names must be unique")
+    return users
 
 
 def _find_pod(clusters: list[dict], ref: str, cluster: str | None) -> tuple[dict, dict] | None:

@@ -5,6 +5,8 @@ the Corefile, the CNI / ip-masq-agent settings -> node SNAT, the CoreDNS Deploym
 serves the same objects: what a diagnosis reads through the API is what the packets do. No aiohttp here: `up` imports it.
 """
 
+import secrets
+
 from kdlab import world
 
 from .dataplane import egress_rules, snat_policy
@@ -18,6 +20,8 @@ def describe(lab, cluster, corefile: str | None = None) -> dict:
     settings = {"corefile": corefile, "kube_proxy": {"cluster_cidr": cluster.pod_cidr}}
     if scenario_cluster.get("cni"):
         settings["cni"] = scenario_cluster["cni"]
+    settings["tokens"] = [{"user": u["name"], "token": secrets.token_urlsafe(24), "rules": u["rules"], "deny": u["deny"]}
+                          for u in scenario_cluster.get("users") or []]
     return {
         "name": cluster.name, "index": cluster.index, "provider": cluster.provider, "pod_cidr": cluster.pod_cidr,
         "vpc_cidr": cluster.vpc_cidr, "dns_service_ip": cluster.dns_service_ip,

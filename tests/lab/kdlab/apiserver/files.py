@@ -30,13 +30,16 @@ def write_tls(directory: str, ca_cert: str | None = None, ca_key: str | None = N
 
 
 def kubeconfig(endpoints: list[dict], ca_path: str) -> dict:
-    """One cluster, user and context per lab cluster; the context is named after the cluster."""
+    """One cluster per lab cluster, with a context named after it (the admin) and one `<cluster>-<user>` per scenario user."""
+    # (context, cluster, kubeconfig user, token)
+    users = [(e["name"], e["name"], f"{e['name']}-admin", e["token"]) for e in endpoints]
+    users += [(f"{e['name']}-{u['name']}", e["name"], f"{e['name']}-{u['name']}", u["token"]) for e in endpoints for u in e.get("users") or []]
     return {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
         "current-context": endpoints[0]["name"] if endpoints else "",
         "clusters": [{"name": e["name"], "cluster": {"server": e["server"], "certificate-authority": ca_path}} for e in endpoints],
-        "users": [{"name": f"{e['name']}-admin", "user": {"token": e["token"]}} for e in endpoints],
-        "contexts": [{"name": e["name"], "context": {"cluster": e["name"], "user": f"{e['name']}-admin"}} for e in endpoints],
+        "users": [{"name": user, "user": {"token": token}} for _context, _cluster, user, token in users],
+        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}} for context, cluster, user, _token in users],
     }
 
 

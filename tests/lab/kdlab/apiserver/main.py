@@ -47,7 +47,8 @@ async def serve(config: dict, directory: str, host: str, tls: dict, runtime_fact
             port = site._server.sockets[0].getsockname()[1]
         runners.append(runner)
         endpoints.append({"name": cluster.name, "server": f"https://{host}:{port}", "port": port,
-                          "token": cluster.admin_token, "down": cluster.faults.down})
+                          "token": cluster.admin_token, "down": cluster.faults.down,
+                          "users": [{"name": t["user"], "token": t["token"]} for t in (description.get("apiserver") or {}).get("tokens") or []]})
     kubeconfig_path = os.path.join(directory, "kubeconfig")
     write_yaml(kubeconfig_path, kubeconfig(endpoints, tls["ca"]))
     inventory_path = os.path.join(directory, "inventory.yml")

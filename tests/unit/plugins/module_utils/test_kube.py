@@ -2,8 +2,10 @@ import socket
 
 import pytest
 import yaml
+from kubernetes.client.rest import ApiException
+from websocket import WebSocketBadStatusException
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, _exec_result, connect
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeClient, KubeError, _exec_result, connect, handshake_error
 
 
 @pytest.mark.parametrize(
@@ -30,6 +32,23 @@ def test_exec_status_channel_gives_exit_code_or_error(status, exit_code, error):
     assert result.exit_code == exit_code
     assert error in result.error
     assert (result.stdout, result.stderr) == ("out", "err")
+
+
+def test_refused_exec_upgrade_is_explained_with_the_servers_message():
+    """What kubernetes.stream raises when the API server answers the websocket upgrade with a 403 Status."""
+    body = ('{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \\"web\\" is forbidden: User \\"viewer\\" cannot create '
+            'resource \\"pods/exec\\" in API group \\"\\" in the namespace \\"shop\\"","reason":"Forbidden","code":403}')
+    refused = WebSocketBadStatusException(f"Handshake status 403 Forbidden -+-+- {{'content-type': 'application/json'}} -+-+- {body}", 403)
+    client = KubeClient(None, "https://127.0.0.1:6443")
+    error = client.explain(handshake_error(ApiException(status=0, reason=str(refused))), "exec in pod shop/web")
+    assert error.status == 403
+    assert str(error) == ('forbidden: pods "web" is forbidden: User "viewer" cannot create resource "pods/exec" in API group "" in the '
+                          'namespace "shop". Grant this user the RBAC permission named above, or use a context that has it.')
+
+
+def test_other_exec_errors_keep_their_status():
+    unchanged = handshake_error(ApiException(status=500, reason="Internal Server Error"))
+    assert (unchanged.status, unchanged.reason) == (500, "Internal Server Error")
 
 
 def test_missing_kubeconfig_is_named(tmp_path):
