@@ -26,34 +26,29 @@ from ansible_collections.kubediag.egress.plugins.module_utils.corefile import (
     nodelocal_dns,
     parse_upstream,
 )
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError
-
-try:
-    from kubernetes import client as k8s_client
-except ImportError:  # ansible_kube.KubeModule reports the missing library before anything here runs
-    k8s_client = None
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path
 
 PAGE_SIZE = 500
 
-# kind -> (API versions to try in order, plural, namespaced, CoreV1Api method stem for the core group)
+# kind -> (API versions to try in order, plural, namespaced)
 KINDS = {
-    "Pod": (("v1",), "pods", True, "pod"),
-    "Namespace": (("v1",), "namespaces", False, "namespace"),
-    "Node": (("v1",), "nodes", False, "node"),
-    "ConfigMap": (("v1",), "configmaps", True, "config_map"),
-    "Service": (("v1",), "services", True, "service"),
-    "Endpoints": (("v1",), "endpoints", True, "endpoints"),
-    "EndpointSlice": (("discovery.k8s.io/v1",), "endpointslices", True, None),
-    "DaemonSet": (("apps/v1",), "daemonsets", True, None),
-    "Deployment": (("apps/v1",), "deployments", True, None),
-    "NetworkPolicy": (("networking.k8s.io/v1",), "networkpolicies", True, None),
-    "AdminNetworkPolicy": (("policy.networking.k8s.io/v1alpha1",), "adminnetworkpolicies", False, None),
-    "BaselineAdminNetworkPolicy": (("policy.networking.k8s.io/v1alpha1",), "baselineadminnetworkpolicies", False, None),
-    "CiliumNetworkPolicy": (("cilium.io/v2",), "ciliumnetworkpolicies", True, None),
-    "CiliumClusterwideNetworkPolicy": (("cilium.io/v2",), "ciliumclusterwidenetworkpolicies", False, None),
-    "IPPool": (("crd.projectcalico.org/v1",), "ippools", False, None),
-    "ServiceEntry": (("networking.istio.io/v1", "networking.istio.io/v1beta1"), "serviceentries", True, None),
-    "Sidecar": (("networking.istio.io/v1", "networking.istio.io/v1beta1"), "sidecars", True, None),
+    "Pod": (("v1",), "pods", True),
+    "Namespace": (("v1",), "namespaces", False),
+    "Node": (("v1",), "nodes", False),
+    "ConfigMap": (("v1",), "configmaps", True),
+    "Service": (("v1",), "services", True),
+    "Endpoints": (("v1",), "endpoints", True),
+    "EndpointSlice": (("discovery.k8s.io/v1",), "endpointslices", True),
+    "DaemonSet": (("apps/v1",), "daemonsets", True),
+    "Deployment": (("apps/v1",), "deployments", True),
+    "NetworkPolicy": (("networking.k8s.io/v1",), "networkpolicies", True),
+    "AdminNetworkPolicy": (("policy.networking.k8s.io/v1alpha1",), "adminnetworkpolicies", False),
+    "BaselineAdminNetworkPolicy": (("policy.networking.k8s.io/v1alpha1",), "baselineadminnetworkpolicies", False),
+    "CiliumNetworkPolicy": (("cilium.io/v2",), "ciliumnetworkpolicies", True),
+    "CiliumClusterwideNetworkPolicy": (("cilium.io/v2",), "ciliumclusterwidenetworkpolicies", False),
+    "IPPool": (("crd.projectcalico.org/v1",), "ippools", False),
+    "ServiceEntry": (("networking.istio.io/v1", "networking.istio.io/v1beta1"), "serviceentries", True),
+    "Sidecar": (("networking.istio.io/v1", "networking.istio.io/v1beta1"), "sidecars", True),
 }
 
 # Workload kinds whose pod template stands for the pods they would run (offline mode).
@@ -94,8 +89,6 @@ class ClusterReader:
         self.kube = kube
         self.not_checked = []
         self._served = {}
-        self.core = k8s_client.CoreV1Api(kube.api_client)
-        self.custom = k8s_client.CustomObjectsApi(kube.api_client)
 
     def narrow(self, what, reason, message):
         entry = {"what": what, "reason": reason, "message": message}
@@ -104,9 +97,9 @@ class ClusterReader:
 
     def api_version_of(self, kind):
         """The first API version the server serves for kind, or None (recorded as not installed)."""
-        versions, plural, _namespaced, stem = KINDS[kind]
-        if stem is not None:
-            return versions[0]
+        versions, plural, _namespaced = KINDS[kind]
+        if versions == ("v1",):
+            return "v1"
         for api_version in versions:
             if self._serves(api_version, plural):
                 return api_version
@@ -118,12 +111,9 @@ class ClusterReader:
     def _serves(self, api_version, plural):
         key = (api_version, plural)
         if key not in self._served:
-            group, version = _group_version(api_version)
             try:
-                resources = self.kube.call(self.custom.get_api_resources, group, version, _preload_content=False,
-                                           what=f"the API group {api_version}")
-                names = {resource.get("name") for resource in json.loads(resources.data).get("resources") or []}
-                self._served[key] = plural in names
+                resources = self.kube.request("GET", f"/apis/{api_version}", what=f"the API group {api_version}")
+                self._served[key] = plural in {resource.get("name") for resource in resources.get("resources") or []}
             except KubeError as error:
                 if error.status != 404:
                     raise
@@ -139,16 +129,22 @@ class ClusterReader:
         api_version = self.api_version_of(kind)
         if api_version is None:
             return []
-        _versions, plural, namespaced, _stem = KINDS[kind]
+        _versions, plural, namespaced = KINDS[kind]
         scope = f" in namespace {namespace}" if namespace and namespaced else (" in all namespaces" if namespaced else "")
         what = f"the list of {plural}{scope}"
-        items, token = [], None
+        path = api_path(api_version, plural, namespace if namespaced else None)
+        query = {"limit": PAGE_SIZE}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        items = []
         try:
             while True:
-                page = self._list_page(kind, api_version, namespace, label_selector, field_selector, token, what)
+                page = self.kube.request("GET", path, what=what, query=query)
                 items.extend(page.get("items") or [])
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
+                query["continue"] = (page.get("metadata") or {}).get("continue")
+                if not query["continue"]:
                     break
         except KubeError as error:
             if required or error.status != 403:
@@ -160,47 +156,16 @@ class ClusterReader:
             item.setdefault("kind", kind)
         return items
 
-    def _list_page(self, kind, api_version, namespace, label_selector, field_selector, token, what):
-        _versions, plural, namespaced, stem = KINDS[kind]
-        options = {"limit": PAGE_SIZE, "what": what}
-        if token:
-            options["_continue"] = token
-        if label_selector:
-            options["label_selector"] = label_selector
-        if field_selector:
-            options["field_selector"] = field_selector
-        if stem is not None:
-            if not namespaced:
-                method, args = getattr(self.core, f"list_{stem}"), ()
-            elif namespace:
-                method, args = getattr(self.core, f"list_namespaced_{stem}"), (namespace,)
-            else:
-                method, args = getattr(self.core, f"list_{stem}_for_all_namespaces"), ()
-            return json.loads(self.kube.call(method, *args, _preload_content=False, **options).data)
-        group, version = _group_version(api_version)
-        if namespaced and namespace:
-            return self.kube.call(self.custom.list_namespaced_custom_object, group, version, namespace, plural, **options)
-        return self.kube.call(self.custom.list_cluster_custom_object, group, version, plural, **options)
-
     def get(self, kind, name, namespace=None):
         """One object, or None when it does not exist (or may not be read: recorded in not_checked)."""
         api_version = self.api_version_of(kind)
         if api_version is None:
             return None
-        _versions, plural, namespaced, stem = KINDS[kind]
+        _versions, plural, namespaced = KINDS[kind]
         ref = f"{namespace}/{name}" if namespaced else name
         what = f"{kind} {ref}"
         try:
-            if stem is not None:
-                method = getattr(self.core, f"read_namespaced_{stem}" if namespaced else f"read_{stem}")
-                args = (name, namespace) if namespaced else (name,)
-                obj = json.loads(self.kube.call(method, *args, _preload_content=False, what=what).data)
-            else:
-                group, version = _group_version(api_version)
-                if namespaced:
-                    obj = self.kube.call(self.custom.get_namespaced_custom_object, group, version, namespace, plural, name, what=what)
-                else:
-                    obj = self.kube.call(self.custom.get_cluster_custom_object, group, version, plural, name, what=what)
+            obj = self.kube.request("GET", api_path(api_version, plural, namespace if namespaced else None, name), what=what)
         except KubeError as error:
             if error.status == 404:
                 return None
@@ -214,13 +179,14 @@ class ClusterReader:
 
     def pod_log(self, namespace, name, container=None, tail_lines=None):
         """The pod's log text, or None when it may not be read (recorded in not_checked)."""
-        options = {"what": f"the log of pod {namespace}/{name}"}
+        query = {}
         if container:
-            options["container"] = container
+            query["container"] = container
         if tail_lines is not None:
-            options["tail_lines"] = tail_lines
+            query["tailLines"] = tail_lines
         try:
-            return self.kube.call(self.core.read_namespaced_pod_log, name, namespace, **options)
+            return self.kube.request("GET", api_path("v1", "pods", namespace, name, "log"), what=f"the log of pod {namespace}/{name}",
+                                     query=query, text=True)
         except KubeError as error:
             if error.status not in (400, 403, 404):
                 raise

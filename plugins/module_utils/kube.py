@@ -9,23 +9,24 @@ import os
 import random
 import re
 import time
+from urllib.parse import quote, urlencode
 
 try:
     import urllib3
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.rest import RESTClientObject
     from kubernetes.config.config_exception import ConfigException
-    from kubernetes.stream import stream as k8s_stream
+    from kubernetes.stream.ws_client import WSClient, get_websocket_url
+    from websocket import WebSocketBadStatusException, WebSocketException
 
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as import_error:  # reported by the module wrapper with missing_required_lib
     KUBERNETES_IMPORT_ERROR = import_error
-    ApiException = ConfigException = None
+    ConfigException = WebSocketBadStatusException = WebSocketException = None
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 EXIT_CODE_STATUS = re.compile(r'"ExitCode".*?"message"\s*:\s*"(\d+)"')
-HANDSHAKE_STATUS = re.compile(r"Handshake status (\d{3})([^-]*)")
 
 
 class KubeError(Exception):
@@ -37,6 +38,17 @@ class KubeError(Exception):
     def __init__(self, message, status=None):
         super().__init__(message)
         self.status = status
+
+
+class ApiError(Exception):
+    """An HTTP error answer of the API server, before it becomes a KubeError: status, reason, body (a Status), headers."""
+
+    def __init__(self, status, reason="", body="", headers=None):
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+        self.headers = headers or {}
 
 
 class ExecResult:
@@ -51,56 +63,89 @@ class ExecResult:
         self.duration = duration
 
 
-def _retry_after(exc):
-    headers = getattr(exc, "headers", None) or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+def _retry_after(error):
     try:
-        return max(0.0, float(value))
+        return max(0.0, float(error.headers.get("Retry-After")))
     except (TypeError, ValueError):
         return None
 
 
-def _server_message(exc):
+def _server_message(error):
     """The `message` of a Kubernetes Status body, or the HTTP reason."""
     try:
-        return json.loads(exc.body).get("message") or exc.reason
+        return json.loads(error.body).get("message") or error.reason
     except (TypeError, ValueError, AttributeError):
-        return exc.reason or str(exc)
+        return error.reason or str(error)
+
+
+def api_path(api_version, plural, namespace=None, name=None, subresource=None):
+    """The REST path of a collection or an object: /api/v1/namespaces/shop/pods/web/log, /apis/apps/v1/deployments."""
+    parts = ["api" if api_version == "v1" else "apis", *api_version.split("/")]
+    if namespace:
+        parts += ["namespaces", namespace]
+    parts.append(plural)
+    if name:
+        parts.append(name)
+    if subresource:
+        parts.append(subresource)
+    return "/" + "/".join(quote(part, safe="") for part in parts)
 
 
 class KubeClient:
-    """One configured API client with retrying calls and a pod exec helper.
+    """One API server connection: JSON requests with retries, a pod exec helper, and human errors.
 
-    Build it with ``connect()``; every call goes through ``call()`` so throttling and 5xx are retried with
-    jittered backoff (honouring Retry-After) and failures become ``KubeError`` with a message naming the object.
+    Build it with ``connect()``. Requests go straight to the REST paths through the official client's configured
+    connection pool (TLS, client certificates, proxy, token refresh from the kubeconfig): the typed ``*Api`` classes
+    are not used, as importing them builds hundreds of model classes (about 0.5 s per module run). Throttling and 5xx
+    are retried with jittered backoff (honouring Retry-After); failures become ``KubeError`` naming the object.
     """
 
-    def __init__(self, api_client, server, retries=3, backoff=0.5, timeout=15.0):
-        self.api_client = api_client
-        self.server = server
+    def __init__(self, configuration, retries=3, backoff=0.5, timeout=15.0):
+        self.configuration = configuration
+        self.server = configuration.host
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
-        self.core = k8s_client.CoreV1Api(api_client)
+        self.pool = RESTClientObject(configuration).pool_manager
 
-    def call(self, method, *args, what="the Kubernetes API", **kwargs):
-        kwargs.setdefault("_request_timeout", self.timeout)
+    def auth_headers(self):
+        """The Authorization header as the kubeconfig (or api_key) sets it; refreshed tokens included."""
+        headers = {}
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    def request(self, method, path, what="the Kubernetes API", query=None, body=None, content_type="application/json", text=False):
+        """The decoded JSON answer (or the text, for logs) of one API request; KubeError when it fails."""
+        url = self.server.rstrip("/") + path + (f"?{urlencode(query, doseq=True)}" if query else "")
+        headers = {"Accept": "text/plain, */*" if text else "application/json", "User-Agent": "kubediag.egress", **self.auth_headers()}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = content_type
         attempt = 0
         while True:
             try:
-                return method(*args, **kwargs)
-            except ApiException as exc:
-                if exc.status in RETRYABLE_STATUS and attempt < self.retries:
-                    self._sleep(attempt, _retry_after(exc))
+                response = self.pool.request(method, url, body=payload, headers=headers, retries=False, timeout=urllib3.Timeout(total=self.timeout))
+                data = response.data.decode("utf-8", errors="replace")
+                if response.status >= 400:
+                    raise ApiError(response.status, response.reason or "", data, dict(response.headers))
+                return data if text else json.loads(data or "{}")
+            except ApiError as error:
+                if error.status in RETRYABLE_STATUS and attempt < self.retries:
+                    self._sleep(attempt, _retry_after(error))
                     attempt += 1
                     continue
-                raise self.explain(exc, what) from exc
-            except urllib3.exceptions.HTTPError as exc:
-                if attempt < self.retries and isinstance(exc, urllib3.exceptions.ProtocolError):
+                raise self.explain(error, what) from error
+            except ValueError as error:
+                raise KubeError(f"the API server at {self.server} answered {what} with something that is not JSON: {error}") from error
+            except urllib3.exceptions.HTTPError as error:
+                if attempt < self.retries and isinstance(error, urllib3.exceptions.ProtocolError):
                     self._sleep(attempt, None)
                     attempt += 1
                     continue
-                raise self.unreachable(exc) from exc
+                raise self.unreachable(error) from error
 
     def _sleep(self, attempt, retry_after):
         delay = retry_after if retry_after is not None else self.backoff * (2**attempt)
@@ -113,41 +158,38 @@ class KubeClient:
             "Check that the kubeconfig/context (or host) points at a running cluster and that this machine can reach it."
         )
 
-    def explain(self, exc, what):
-        message = _server_message(exc)
-        if exc.status == 404:
+    def explain(self, error, what):
+        message = _server_message(error)
+        if error.status == 404:
             text = f"{what} not found ({message})."
-        elif exc.status == 401:
+        elif error.status == 401:
             text = (f"the API server at {self.server} rejected the credentials (401 Unauthorized) while reading {what}: "
                     "refresh the token or pick another context.")
-        elif exc.status == 403:
+        elif error.status == 403:
             text = f"forbidden: {message}. Grant this user the RBAC permission named above, or use a context that has it."
-        elif exc.status in RETRYABLE_STATUS:
-            text = f"the API server kept failing on {what} (HTTP {exc.status}: {message}) after {self.retries} retries."
+        elif error.status in RETRYABLE_STATUS:
+            text = f"the API server kept failing on {what} (HTTP {error.status}: {message}) after {self.retries} retries."
         else:
-            text = f"the API server refused {what} (HTTP {exc.status}: {message})."
-        return KubeError(text, status=exc.status)
+            text = f"the API server refused {what} (HTTP {error.status}: {message})."
+        return KubeError(text, status=error.status)
 
     def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0):
         """Run argv in a container (no shell, no tty) and return its output and exit code.
 
         Raises KubeError when the exec cannot be opened (forbidden, pod gone, API down) or exceeds timeout.
+        Each call opens its own websocket, so execs may run concurrently.
         """
         what = f"exec in pod {namespace}/{pod}"
         started = time.monotonic()
-        kwargs = {"command": list(argv), "stdout": True, "stderr": True, "stdin": False, "tty": False, "_preload_content": False}
+        query = [("command", arg) for arg in argv] + [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
         if container:
-            kwargs["container"] = container
-        # kubernetes.stream swaps the ApiClient's request method while an exec opens: concurrent execs (probe batches,
-        # the node probe) each need their own ApiClient.
-        api_client = k8s_client.ApiClient(self.api_client.configuration)
+            query.append(("container", container))
+        url = get_websocket_url(self.server.rstrip("/") + api_path("v1", "pods", namespace, pod, "exec"), query)
         try:
-            ws = k8s_stream(k8s_client.CoreV1Api(api_client).connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
-        except ApiException as exc:
-            api_client.close()
+            ws = WSClient(self.configuration, url, self.auth_headers(), True)
+        except WebSocketBadStatusException as exc:
             raise self.explain(handshake_error(exc), what) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            api_client.close()
+        except (WebSocketException, OSError) as exc:
             raise self.unreachable(exc) from exc
 
         stdout, stderr = [], []
@@ -168,19 +210,15 @@ class KubeClient:
             status_text = ws.read_channel(3)
         finally:
             ws.close()
-            api_client.close()
         return _exec_result("".join(stdout), "".join(stderr), status_text, time.monotonic() - started)
 
 
 def handshake_error(exc):
-    """kubernetes.stream reports a refused exec upgrade as ApiException(status=0, reason=websocket-client's
-    "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}"): give it back its HTTP status and Status body."""
-    handshake = HANDSHAKE_STATUS.match(str(exc.reason or "")) if exc.status == 0 else None
-    if handshake:
-        exc.status = int(handshake.group(1))
-        exc.body = str(exc.reason).rsplit(" -+-+- ", 1)[-1]
-        exc.reason = handshake.group(2).strip() or f"HTTP {exc.status}"
-    return exc
+    """The API server's refusal of an exec's websocket upgrade (403 with a Status body, 404...) as an ApiError."""
+    body = getattr(exc, "resp_body", None) or b""  # websocket-client >= 1.6
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    return ApiError(exc.status_code, getattr(exc, "status_message", None) or "", body, dict(getattr(exc, "resp_headers", None) or {}))
 
 
 def _exec_result(stdout, stderr, status_text, duration):
@@ -219,7 +257,7 @@ def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_cer
         configuration.host = host
     if api_key:
         # An explicit token wins over the kubeconfig's, whose refresh hook would otherwise put its own back.
-        configuration.api_key = {"BearerToken": f"Bearer {api_key}"}
+        configuration.api_key = {"authorization": f"Bearer {api_key}"}
         configuration.refresh_api_key_hook = None
     if validate_certs is not None:
         configuration.verify_ssl = validate_certs
@@ -234,4 +272,4 @@ def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_cer
     if no_proxy:
         configuration.no_proxy = no_proxy
     configuration.retries = False  # KubeClient.call retries, with backoff and Retry-After
-    return KubeClient(k8s_client.ApiClient(configuration), configuration.host, retries=retries, backoff=backoff, timeout=timeout)
+    return KubeClient(configuration, retries=retries, backoff=backoff, timeout=timeout)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
 from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError, api_path
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
     parse_http_url,
     parse_proxy_url,
@@ -201,7 +201,7 @@ def _exec_runner(client, namespace: str, pod: str, container: str):
 
 def read_pod(client, namespace: str, name: str):
     try:
-        return client.call(client.core.read_namespaced_pod, name, namespace, what=f"pod {namespace}/{name}")
+        return client.request("GET", api_path("v1", "pods", namespace, name), what=f"pod {namespace}/{name}")
     except KubeError as error:
         if error.status == 404:
             raise KubeError(f"pod {namespace}/{name} not found: check the pod name and namespace (kubectl get pods -n {namespace}).",
@@ -209,36 +209,40 @@ def read_pod(client, namespace: str, name: str):
         raise
 
 
+def _ref(pod) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
 def pick_container(pod, wanted) -> str:
-    names = [c.name for c in pod.spec.containers]
-    ref = f"{pod.metadata.namespace}/{pod.metadata.name}"
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    ref = _ref(pod)
     if wanted:
         if wanted not in names:
             raise KubeError(f"pod {ref} has no container named {wanted!r} (containers: {', '.join(names)}); pass one of those as container.")
         return wanted
-    annotations = pod.metadata.annotations or {}
+    annotations = pod["metadata"].get("annotations") or {}
     default = annotations.get("kubectl.kubernetes.io/default-container")
     return default if default in names else names[0]
 
 
 def require_running(pod, container: str) -> None:
-    ref = f"{pod.metadata.namespace}/{pod.metadata.name}"
-    phase = pod.status.phase if pod.status else None
+    ref, status = _ref(pod), pod.get("status") or {}
+    phase = status.get("phase")
     if phase != "Running":
         raise KubeError(f"pod {ref} is {phase or 'in an unknown phase'}, not Running: exec needs a running pod. Wait for it to start "
-                        f"(kubectl describe pod -n {pod.metadata.namespace} {pod.metadata.name} shows why it is not running).")
-    for status in (pod.status.container_statuses or []):
-        if status.name == container and not (status.state and status.state.running):
+                        f"(kubectl describe pod -n {pod['metadata']['namespace']} {pod['metadata']['name']} shows why it is not running).")
+    for container_status in status.get("containerStatuses") or []:
+        if container_status.get("name") == container and not (container_status.get("state") or {}).get("running"):
             raise KubeError(f"container {container!r} of pod {ref} is not running; exec needs a running container.")
 
 
 def discover_cluster_dns_ip(client):
     """The kube-dns Service's ClusterIP, and a note when it could not be read."""
     try:
-        service = client.call(client.core.read_namespaced_service, "kube-dns", "kube-system", what="service kube-system/kube-dns")
+        service = client.request("GET", api_path("v1", "services", "kube-system", "kube-dns"), what="service kube-system/kube-dns")
     except KubeError as error:
         return None, f"cluster DNS IP unknown ({error}); pass cluster_dns_ip to compare resolvers"
-    ip = service.spec.cluster_ip if service.spec else None
+    ip = (service.get("spec") or {}).get("clusterIP")
     return (ip, "") if ip and ip != "None" else (None, "service kube-system/kube-dns has no ClusterIP; pass cluster_dns_ip")
 
 
@@ -256,30 +260,22 @@ def _wait_for(predicate, what: str, timeout: float, interval: float = 0.2):
 def add_debug_container(client, pod, target_container: str, image: str, lifetime: int, start_timeout: float = 60.0) -> str:
     """An ephemeral container in the pod's network namespace. Kubernetes cannot remove one, so it runs `sleep lifetime`
     and exits by itself once the probe is done."""
-    namespace, name = pod.metadata.namespace, pod.metadata.name
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     debug_name = f"kdprobe-{secrets.token_hex(3)}"
-    existing = [c.to_dict() if hasattr(c, "to_dict") else c for c in (pod.spec.ephemeral_containers or [])]
     spec = {"name": debug_name, "image": image, "command": ["sleep", str(lifetime)], "targetContainerName": target_container,
             "stdin": False, "tty": False}
-    body = {"spec": {"ephemeralContainers": [_camel_container(c) for c in existing] + [spec]}}
-    client.call(client.core.patch_namespaced_pod_ephemeralcontainers, name, namespace, body,
-                what=f"ephemeral debug container in pod {namespace}/{name} (RBAC: patch pods/ephemeralcontainers)")
+    # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are.
+    client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
+                   what=f"ephemeral debug container in pod {namespace}/{name} (RBAC: patch pods/ephemeralcontainers)",
+                   body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json")
 
     def running():
-        current = client.call(client.core.read_namespaced_pod, name, namespace, what=f"pod {namespace}/{name}")
-        statuses = current.status.ephemeral_container_statuses or []
-        return any(s.name == debug_name and s.state is not None and s.state.running is not None for s in statuses)
+        current = client.request("GET", api_path("v1", "pods", namespace, name), what=f"pod {namespace}/{name}")
+        statuses = (current.get("status") or {}).get("ephemeralContainerStatuses") or []
+        return any(s.get("name") == debug_name and (s.get("state") or {}).get("running") is not None for s in statuses)
 
     _wait_for(running, f"ephemeral debug container {debug_name} ({image}) in pod {namespace}/{name}", start_timeout)
     return debug_name
-
-
-def _camel_container(container: dict) -> dict:
-    """A to_dict() container (snake_case) back to the API's camelCase keys, for the existing entries of the list."""
-    def camel(key):
-        head, *rest = key.split("_")
-        return head + "".join(part.title() for part in rest)
-    return {camel(k): v for k, v in container.items() if v is not None}
 
 
 def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int) -> dict:
@@ -297,15 +293,16 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     """The same checks from the node: a hostNetwork pod pinned to it, deleted afterwards whatever happens."""
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime)
-    created = client.call(client.core.create_namespaced_pod, namespace, manifest,
-                          what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
-    name = created.metadata.name
+    created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
+                             what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+    name = created["metadata"]["name"]
     try:
         def running():
-            pod = client.call(client.core.read_namespaced_pod, name, namespace, what=f"node debug pod {namespace}/{name}")
-            if pod.status and pod.status.phase in ("Failed", "Succeeded"):
-                raise KubeError(f"node debug pod {namespace}/{name} ended ({pod.status.phase}) before the probe could run.")
-            return pod.status is not None and pod.status.phase == "Running"
+            pod = client.request("GET", api_path("v1", "pods", namespace, name), what=f"node debug pod {namespace}/{name}")
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Failed", "Succeeded"):
+                raise KubeError(f"node debug pod {namespace}/{name} ended ({phase}) before the probe could run.")
+            return phase == "Running"
 
         _wait_for(running, f"node debug pod {namespace}/{name} on node {node}", start_timeout)
         facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
@@ -317,7 +314,7 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
 
 def delete_pod_quietly(client, namespace: str, name: str) -> None:
     try:
-        client.call(client.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0, what=f"node debug pod {namespace}/{name}")
+        client.request("DELETE", api_path("v1", "pods", namespace, name), what=f"node debug pod {namespace}/{name}", query={"gracePeriodSeconds": 0})
     except KubeError as error:
         if error.status != 404:
             raise
@@ -337,7 +334,7 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
         options.cluster_dns_ip, note = discover_cluster_dns_ip(client)
         if note:
             notes.append(note)
-    node = pod.spec.node_name
+    node = pod["spec"].get("nodeName")
     with ThreadPoolExecutor(max_workers=1) as pool:
         node_future = None
         if node_probe and node and not check_mode:
@@ -347,13 +344,13 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
         result = _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes)
         result["node"] = node_future.result() if node_future is not None else None
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
-                       "ip": pod.status.pod_ip if pod.status else None},
+                       "ip": (pod.get("status") or {}).get("podIP")},
                   notes=notes, duration_ms=int((time.monotonic() - started) * 1000))
     return result
 
 
 def _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes) -> dict:
-    namespace, name = pod.metadata.namespace, pod.metadata.name
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     try:
         facts = probe(_exec_runner(client, namespace, name, container), targets, options)
         facts["runner"] = {"mode": "exec", "container": container, "image": None}

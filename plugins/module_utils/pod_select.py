@@ -6,7 +6,7 @@
 
 import re
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -60,8 +60,8 @@ def selector_string(label_selector):
     """kubectl's text form of a LabelSelector (matchLabels and matchExpressions) from a workload's spec.selector."""
     if not label_selector:
         return ""
-    terms = [f"{key}={value}" for key, value in sorted((label_selector.get("match_labels") or label_selector.get("matchLabels") or {}).items())]
-    for expression in label_selector.get("match_expressions") or label_selector.get("matchExpressions") or []:
+    terms = [f"{key}={value}" for key, value in sorted((label_selector.get("matchLabels") or {}).items())]
+    for expression in label_selector.get("matchExpressions") or []:
         key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
         if operator in ("In", "NotIn"):
             terms.append(f"{key} {operator.lower()} ({','.join(values)})")
@@ -73,16 +73,17 @@ def selector_string(label_selector):
 
 
 def _pod_entry(pod):
-    statuses = {s.name: s for s in (pod.status.container_statuses or [])} if pod.status else {}
-    return {"namespace": pod.metadata.namespace, "name": pod.metadata.name, "ref": f"{pod.metadata.namespace}/{pod.metadata.name}",
-            "node": pod.spec.node_name, "ip": pod.status.pod_ip if pod.status else None, "phase": pod.status.phase if pod.status else None,
-            "labels": dict(pod.metadata.labels or {}), "containers": [c.name for c in pod.spec.containers],
-            "ready": all(s.ready for s in statuses.values()) if statuses else False}
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    return {"namespace": meta.get("namespace"), "name": meta.get("name"), "ref": f"{meta.get('namespace')}/{meta.get('name')}",
+            "node": spec.get("nodeName"), "ip": status.get("podIP"), "phase": status.get("phase"), "labels": dict(meta.get("labels") or {}),
+            "containers": [c.get("name") for c in spec.get("containers") or []],
+            "ready": bool(statuses) and all(s.get("ready") for s in statuses)}
 
 
 def _require_namespace(client, namespace):
     try:
-        client.call(client.core.read_namespace, namespace, what=f"namespace {namespace}")
+        client.request("GET", api_path("v1", "namespaces", name=namespace), what=f"namespace {namespace}")
     except KubeError as error:
         if error.status == 404:
             raise KubeError(f"namespace {namespace} not found: check the namespace (kubectl get namespaces).", status=404) from error
@@ -91,18 +92,14 @@ def _require_namespace(client, namespace):
 
 
 def _workload_selector(client, namespace, kind, name):
-    from kubernetes import client as k8s_client  # the caller already checked the library is there
-
-    apps = k8s_client.AppsV1Api(client.api_client)
-    read = {"Deployment": apps.read_namespaced_deployment, "StatefulSet": apps.read_namespaced_stateful_set,
-            "DaemonSet": apps.read_namespaced_daemon_set}[kind]
+    plural = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}[kind]
     try:
-        workload = client.call(read, name, namespace, what=f"{kind} {namespace}/{name}")
+        workload = client.request("GET", api_path("apps/v1", plural, namespace, name), what=f"{kind} {namespace}/{name}")
     except KubeError as error:
         if error.status == 404:
-            raise KubeError(f"{kind} {namespace}/{name} not found: check the name (kubectl get {kind.lower()}s -n {namespace}).", status=404) from error
+            raise KubeError(f"{kind} {namespace}/{name} not found: check the name (kubectl get {plural} -n {namespace}).", status=404) from error
         raise
-    return selector_string(workload.spec.selector.to_dict() if workload.spec.selector else None)
+    return selector_string((workload.get("spec") or {}).get("selector"))
 
 
 def select_pods(client, ref, max_pods=10):
@@ -111,7 +108,7 @@ def select_pods(client, ref, max_pods=10):
     namespace, notes = parsed["namespace"], []
     if parsed["kind"] == "pod":
         try:
-            pod = client.call(client.core.read_namespaced_pod, parsed["name"], namespace, what=f"pod {ref}")
+            pod = client.request("GET", api_path("v1", "pods", namespace, parsed["name"]), what=f"pod {ref}")
         except KubeError as error:
             if error.status == 404:
                 _require_namespace(client, namespace)
@@ -123,8 +120,8 @@ def select_pods(client, ref, max_pods=10):
     if parsed["kind"] == "workload":
         selector = _workload_selector(client, namespace, parsed["workload_kind"], parsed["name"])
         parsed["selector"] = selector
-    listed = client.call(client.core.list_namespaced_pod, namespace, label_selector=selector, what=f"pods {selector} in {namespace}")
-    pods = sorted((_pod_entry(p) for p in listed.items), key=lambda p: p["name"])
+    listed = client.request("GET", api_path("v1", "pods", namespace), what=f"pods {selector} in {namespace}", query={"labelSelector": selector})
+    pods = sorted((_pod_entry(p) for p in listed.get("items") or []), key=lambda p: p["name"])
     running = [p for p in pods if p["phase"] == "Running"]
     if len(running) < len(pods):
         notes.append(f"{len(pods) - len(running)} pod(s) matching {selector!r} are not Running and are not diagnosed")

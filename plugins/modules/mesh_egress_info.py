@@ -10,7 +10,7 @@ author:
 description:
   - Reads the pod (is it injected with a sidecar, or in ambient mode?), the mesh config (ConfigMap istio-system/istio, or
     C(istio-<revision>) for a revisioned pod, key C(mesh)), the Sidecar resources, the ServiceEntries (networking.istio.io
-    v1, else v1beta1) and the egress gateways, and decides whether the mesh blocks the pod's egress to O(host):O(port).
+    v1, else v1beta1) and the egress gateways, and decides whether the mesh blocks the pod's egress to O(destination):O(port).
   - The finding users struggle to see is C(outboundTrafficPolicy REGISTRY_ONLY) with no ServiceEntry for the host, whose symptom is
     HTTP 502 from BlackHoleCluster or a reset TLS connection; the reasons then name the near misses and the ServiceEntry that fixes it.
   - A cluster without the Istio CRDs gives RV(istio_installed=false) and RV(blocked=false); it is not an error.
@@ -24,18 +24,20 @@ options:
     description: Name of the pod.
     type: str
     required: true
-  host:
-    description: The external host name (or IP) the pod connects to.
+  destination:
+    description:
+      - The external host name (or IP) the pod connects to.
+      - Not O(host), which is the API server (the shared Kubernetes connection options).
     type: str
     required: true
   port:
     description: The destination port.
     type: int
     required: true
-  host_ips:
+  destination_ips:
     description:
-      - The addresses O(host) resolves to, when known. They are matched against ServiceEntry C(addresses)/C(endpoints) and the
-        sidecar's C(excludeOutboundIPRanges)/C(includeOutboundIPRanges) annotations. The module does not resolve O(host) itself.
+      - The addresses O(destination) resolves to, when known. They are matched against ServiceEntry C(addresses)/C(endpoints) and the
+        sidecar's C(excludeOutboundIPRanges)/C(includeOutboundIPRanges) annotations. The module does not resolve O(destination) itself.
     type: list
     elements: str
     default: []
@@ -49,7 +51,7 @@ EXAMPLES = r"""
   kubediag.egress.mesh_egress_info:
     namespace: shop
     pod: web
-    host: api.example.com
+    destination: api.example.com
     port: 443
   register: mesh
 
@@ -140,9 +142,9 @@ from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_e
 ARGUMENT_SPEC = {
     "namespace": {"type": "str", "required": True},
     "pod": {"type": "str", "required": True},
-    "host": {"type": "str", "required": True},
+    "destination": {"type": "str", "required": True},
     "port": {"type": "int", "required": True},
-    "host_ips": {"type": "list", "elements": "str", "default": []},
+    "destination_ips": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -150,10 +152,10 @@ def main():
     module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     try:
-        host_ips = [classify_ip(ip, "host_ips") for ip in params["host_ips"]]
+        destination_ips = [classify_ip(ip, "destination_ips") for ip in params["destination_ips"]]
         reader = ClusterReader(module.client)
         pod, objects, installed = read_mesh(reader, params["namespace"], params["pod"], params)
-        result = mesh_egress(pod, params["host"], params["port"], objects, host_ips)
+        result = mesh_egress(pod, params["destination"], params["port"], objects, destination_ips)
         if not installed:
             result["reasons"].append("the Istio networking CRDs are not installed: Istio does not filter this pod's egress")
         module.exit_json(changed=False, istio_installed=installed, not_checked=reader.not_checked, **result)

@@ -105,16 +105,16 @@ def test_cluster_network_on_aws_needs_the_vpc_cidrs_to_decide(run):
 
 
 def test_mesh_registry_only_without_service_entry_for_the_port(run):
-    result = run("mesh_egress_info", "mesh", namespace="shop", pod="meshed", host="api.example.test", port=443)
+    result = run("mesh_egress_info", "mesh", namespace="shop", pod="meshed", destination="api.example.test", port=443)
     assert (result["istio_installed"], result["injected"], result["mode"], result["blocked"]) == (True, True, "REGISTRY_ONLY", True)
     assert result["near_misses"] == ["ServiceEntry shop/api covers api.example.test but not port 443 (ports: [80])"]
     assert any("BlackHoleCluster" in reason for reason in result["reasons"])
-    allowed = run("mesh_egress_info", "mesh", namespace="shop", pod="meshed", host="api.example.test", port=80)
+    allowed = run("mesh_egress_info", "mesh", namespace="shop", pod="meshed", destination="api.example.test", port=80)
     assert allowed["blocked"] is False and allowed["matching_service_entries"][0]["name"] == "api"
 
 
 def test_mesh_without_istio_is_an_answer(run):
-    result = run("mesh_egress_info", "netpol", namespace="shop", pod="web", host="api.example.test", port=443)
+    result = run("mesh_egress_info", "netpol", namespace="shop", pod="web", destination="api.example.test", port=443)
     assert (result["istio_installed"], result["blocked"], result["injected"]) == (False, False, False)
     assert "the Istio networking CRDs are not installed: Istio does not filter this pod's egress" in result["reasons"]
     assert {entry["reason"] for entry in result["not_checked"]} == {"not_installed"}

@@ -189,27 +189,24 @@ def test_cidr_destination_is_evaluated_at_both_ends():
 # ---------------------------------------------------------------- the reader over a paging API stand-in
 
 class PagingApi:
-    """Stands in for KubeClient: serves `items` in pages of `limit` with continue tokens, 403 for `forbidden` scopes,
-    404 on discovery for groups not in `served`, and records every call."""
+    """Stands in for KubeClient.request: serves `items` in pages of `limit` with continue tokens, 403 for `forbidden`
+    scopes, 404 on discovery for groups not in `served`, and records every request."""
 
     def __init__(self, items, served=(), forbidden=()):
-        from kubernetes.client import ApiClient
-
-        self.api_client = ApiClient()
         self.items, self.served, self.forbidden, self.calls = items, set(served), set(forbidden), []
 
-    def call(self, method, *args, what="", **kwargs):
-
-        self.calls.append((method.__name__, args, {k: v for k, v in kwargs.items() if k != "_request_timeout"}))
-        if method.__name__ == "get_api_resources":
-            if f"{args[0]}/{args[1]}" not in self.served:
+    def request(self, method, path, what="", query=None, **kwargs):
+        query = dict(query or {})
+        self.calls.append((method, path, query))
+        if path.startswith("/apis/") and path.count("/") == 3:  # discovery: /apis/<group>/<version>
+            if path[len("/apis/"):] not in self.served:
                 raise KubeError(f"{what} not found", status=404)
-            return type("Response", (), {"data": json.dumps({"resources": [{"name": "ciliumnetworkpolicies"}]}).encode()})()
-        scope = args[2] if method.__name__ == "list_namespaced_custom_object" else "*"
+            return {"resources": [{"name": "ciliumnetworkpolicies"}]}
+        scope = path.split("/namespaces/")[1].split("/")[0] if "/namespaces/" in path else "*"
         if scope in self.forbidden:
             raise KubeError(f"forbidden: {what}", status=403)
-        start = int(kwargs.get("_continue") or 0)
-        end = start + kwargs["limit"]
+        start = int(query.get("continue") or 0)
+        end = start + query["limit"]
         metadata = {"continue": str(end)} if end < len(self.items) else {}
         return {"items": [dict(item) for item in self.items[start:end]], "metadata": metadata}
 
@@ -221,8 +218,8 @@ def test_reader_follows_continue_tokens_and_types_items(monkeypatch):
     items = reader.list("CiliumNetworkPolicy", "shop")
     assert [item["metadata"]["name"] for item in items] == ["p0", "p1", "p2", "p3", "p4"]
     assert {(item["apiVersion"], item["kind"]) for item in items} == {("cilium.io/v2", "CiliumNetworkPolicy")}
-    pages = [call for call in api.calls if call[0] == "list_namespaced_custom_object"]
-    assert [call[2].get("_continue") for call in pages] == [None, "2", "4"]
+    pages = [call for call in api.calls if call[1] == "/apis/cilium.io/v2/namespaces/shop/ciliumnetworkpolicies"]
+    assert [call[2].get("continue") for call in pages] == [None, "2", "4"]
     assert reader.not_checked == []
 
 
