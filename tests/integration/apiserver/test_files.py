@@ -3,10 +3,13 @@
 import yaml
 
 
-def test_kubeconfig_has_one_context_per_cluster(apiserver):
+def test_kubeconfig_has_one_context_per_cluster_and_one_per_user(apiserver):
     with open(apiserver["kubeconfig"], encoding="utf-8") as handle:
         kubeconfig = yaml.safe_load(handle)
-    assert [c["name"] for c in kubeconfig["contexts"]] == ["lab", "broken", "offline"]
+    assert [c["name"] for c in kubeconfig["contexts"]] == ["lab", "broken", "offline", "lab-dev", "lab-viewer"]
+    users = {u["name"]: u["user"]["token"] for u in kubeconfig["users"]}
+    viewer = next(c["context"] for c in kubeconfig["contexts"] if c["name"] == "lab-viewer")
+    assert (viewer["cluster"], users[viewer["user"]]) == ("lab", "viewer-token")
     assert all(c["cluster"]["server"].startswith("https://127.0.0.1:") for c in kubeconfig["clusters"])
     assert kubeconfig["clusters"][0]["cluster"]["certificate-authority"] == apiserver["ca"]
 
