@@ -175,6 +175,7 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane
     mine = [f for f in spec["faults"] if f.get("cluster") == c.name]
     kinds = {f["type"] for f in mine}
     mtu = next((f["mtu"] for f in mine if f["type"] == "mtu_blackhole"), None)
+    coredns_runs = _coredns_runs(spec, c.name, plane)
 
     gw = [f"link add pub0 type veth peer name {c.internet_port} netns {lab.internet_netns}", "link set lo up",
           f"addr add {c.egress_ip}/24 dev pub0", "link set pub0 up", "link add vpc0 type bridge"]
@@ -201,8 +202,7 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane
         system.ip_batch(n.netns, lines, f"building node {n.name}")
         # icmp_ratelimit 0: the REJECT of a Service with no endpoints answers every query, not the kernel's burst of 6 a second.
         system.sysctl(n.netns, {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1", "net.ipv4.icmp_ratelimit": "0"})
-        system.iptables_restore(n.netns, _node_rules(c, n, pods, mine, plane["snat"], _coredns_runs(spec, c.name, plane)),
-                                f"iptables of node {n.name}")
+        system.iptables_restore(n.netns, _node_rules(c, n, pods, mine, plane["snat"], coredns_runs), f"iptables of node {n.name}")
         _etc_files(journal, n.netns, {"resolv.conf": f"nameserver {world.VPC_RESOLVER_IP}\n", "hosts": _hosts(n.ip, n.name)}, ca_pem)
         for p in pods:
             system.ip_batch(p.netns, ["link set lo up", f"addr add {p.ip}/24 dev eth0", "link set eth0 up",
@@ -227,7 +227,7 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane
         lab.write_corefile(c.name, DEFAULT_COREFILE % world.DEAD_RESOLVER_IP)
     else:
         lab.write_corefile(c.name, plane["corefile"] or DEFAULT_COREFILE % "/etc/resolv.conf")
-    if _coredns_runs(spec, c.name, plane):
+    if coredns_runs:
         coredns = c.pods[0]
         services = {f"kube-dns.kube-system.svc.{world.CLUSTER_DOMAIN}.": world.CLUSTER_DNS_IP,
                     f"kubernetes.default.svc.{world.CLUSTER_DOMAIN}.": world.KUBERNETES_SERVICE_IP}
