@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, LAYERS, VerdictError, evaluate_cluster, evaluate_pod
 
 CASES = Path(__file__).parent / "verdict_cases"
@@ -129,3 +130,27 @@ def test_a_probe_without_targets_is_refused():
 def test_root_cause_ids_come_from_the_design_table():
     for case in RECORDINGS.values():
         assert set(case["expect"]["root_causes"]) <= DESIGN_IDS
+
+
+def _meshed(case):
+    """A rule the lab cannot replay yet (it has no Istio sidecar): the netpol.egress_blocked recording (the pod gets no
+    answer from outside, its node does) with no policy in the way, and instead what mesh_egress() answers for that pod
+    with an istio-proxy container under a REGISTRY_ONLY mesh and no ServiceEntry, registered as the diagnose role does."""
+    facts = copy.deepcopy(case["facts"])
+    facts["netpol"] = []
+    pod = {"metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "nicolaka/netshoot"}, {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.3"}]}}
+    registry_only = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+                     "data": {"mesh": "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n"}}
+    answer = mesh_egress(pod, "api.example.test", 443, {"mesh_config": registry_only}, ["198.51.100.10"])
+    facts["mesh"] = [{"item": {"namespace": "shop", "pod": "web", "host": "api.example.test", "port": 443}, "istio_installed": True, **answer}]
+    return facts
+
+
+def test_mesh_registry_only_is_named_with_the_service_entry_to_create():
+    verdict = evaluate_cluster(_meshed(RECORDINGS["netpol.egress_blocked"]))[0]
+    assert verdict["root_causes"] == ["mesh.registry_only"], json.dumps(verdict["findings"], indent=1)[:3000]
+    finding = verdict["findings"][0]
+    assert any("REGISTRY_ONLY" in line for line in finding["evidence"])
+    entry = finding["remediation"]["params"]["definition"]
+    assert (entry["kind"], entry["spec"]["hosts"], entry["spec"]["ports"][0]["number"]) == ("ServiceEntry", ["api.example.test"], 443)
