@@ -3,8 +3,8 @@
 ``evaluate_pod(facts)`` is a pure function of what the fact modules returned for one pod: ``pod_probe`` (checks run in
 the pod and, with ``node``, from its node), ``netpol`` (netpol_egress_info), ``coredns`` (coredns_info), ``cluster_network``
 (cluster_network_info), ``mesh`` (mesh_egress_info, one per target) and ``pod`` (egress_pods_info: labels). Each rule is one
-conclusion of the field guide (docs/verdict.md lists them); rules read facts only, never scenario names. The findings follow
-DESIGN.md: ``{id, layer, hop, severity, summary, evidence[], not_checked[], remediation{summary, module, params}, targets[]}``,
+conclusion of the field guide (docs/verdict.md lists them); rules read facts only, never scenario names. The findings have
+the shape docs/architecture.md documents: ``{id, layer, hop, severity, summary, evidence[], not_checked[], remediation{summary, module, params}, targets[]}``,
 ordered by what to fix first. A pod whose every target works gets ``healthy`` and nothing else.
 
 ``evaluate_cluster(bundle)`` splits what the diagnose role registered for a cluster (loops of module results) into one

@@ -1,8 +1,10 @@
 """The command line: list, the root check, exec pass-through, error messages."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from kdlab import scenario
@@ -11,10 +13,27 @@ from kdlab.cli import NOT_ROOT
 LAB_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(scenario.__file__)))
 
 
-def kdlab(*args: str, user: str | None = None) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def readable_lab_parent():
+    """A copy of the kdlab package that any user can read: the checkout may sit under a 0700 directory such as /root."""
+    parent = tempfile.mkdtemp(prefix="kd-cli-")
+    os.chmod(parent, 0o755)  # noqa: S103 - another user must read it
+    shutil.copytree(os.path.join(LAB_PARENT, "kdlab"), os.path.join(parent, "kdlab"), ignore=shutil.ignore_patterns("__pycache__"))
+    for root, dirs, files in os.walk(parent):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)  # noqa: S103 - another user must read it
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    yield parent
+    shutil.rmtree(parent)
+
+
+def kdlab(*args: str, user: str | None = None, lab_parent: str = LAB_PARENT) -> subprocess.CompletedProcess:
+    # As another user, the interpreter itself is called by its real path: the venv's link lives in the checkout.
+    python = os.path.realpath(sys.executable) if user else sys.executable
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
-    return subprocess.run([*prefix, sys.executable, "-m", "kdlab", *args], capture_output=True, text=True, timeout=60, check=False,
-                          env={"PATH": os.environ["PATH"], "PYTHONPATH": LAB_PARENT}, cwd="/")
+    return subprocess.run([*prefix, python, "-m", "kdlab", *args], capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": os.environ["PATH"], "PYTHONPATH": lab_parent}, cwd="/")
 
 
 @pytest.mark.lab
@@ -28,8 +47,8 @@ def test_list_prints_the_bundled_names_only():
 @pytest.mark.lab
 @pytest.mark.parametrize("args", [["list"], ["up", "--scenario", "healthy", "--lab", "/tmp/kd-nonroot"], ["down", "--lab", "/tmp/kd-nonroot"],
                                   ["exec", "--lab", "/tmp/kd-nonroot", "--pod", "shop/web", "--", "true"]])
-def test_every_command_needs_root(args):
-    result = kdlab(*args, user="65534")
+def test_every_command_needs_root(args, readable_lab_parent):
+    result = kdlab(*args, user="65534", lab_parent=readable_lab_parent)
     assert (result.returncode, result.stderr.strip()) == (2, NOT_ROOT)
     assert not os.path.exists("/tmp/kd-nonroot")
 

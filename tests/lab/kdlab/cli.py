@@ -7,9 +7,7 @@ import sys
 import time
 
 from kdlab import scenario as scenarios
-from kdlab.errors import ExecNotFound, LabError
-
-NOT_ROOT = "the lab needs root (it creates network namespaces); run as root"
+from kdlab.errors import NOT_ROOT, ExecNotFound, LabError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,5 +1,7 @@
 """Errors the lab reports to its users: each message says what happened and what to do."""
 
+NOT_ROOT = "the lab needs root (it creates network namespaces); run as root"
+
 
 class LabError(Exception):
     """A lab operation failed; str(error) is the message for the user."""

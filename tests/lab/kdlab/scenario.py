@@ -142,7 +142,7 @@ def validate(document, source: str = "<scenario>") -> dict:
     root_causes = check.listing(expect["root_causes"], "expect.root_causes")
     for i, rc in enumerate(root_causes):
         if rc not in ROOT_CAUSE_IDS:
-            check.fail(f"expect.root_causes[{i}]", f"unknown root-cause id {rc!r} (see the table in DESIGN.md)")
+            check.fail(f"expect.root_causes[{i}]", f"unknown root-cause id {rc!r} (see the table in docs/architecture.md)")
     scenario["expect"] = {"root_causes": list(root_causes)}
     return scenario
 

@@ -12,7 +12,22 @@ from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX
 
 CASES = Path(__file__).parent / "verdict_cases"
 RECORDINGS = {path.stem: json.loads(path.read_text()) for path in sorted(CASES.glob("*.json"))}
-DESIGN_IDS = set(FIX_ORDER) | {"healthy", "mesh.registry_only", "firewall.cloud_egress_denied"}
+ARCHITECTURE = Path(__file__).parents[4] / "docs" / "architecture.md"
+
+
+def _documented_ids():
+    """The root-cause table of docs/architecture.md: id -> (layer, hop or None, fix order or None)."""
+    rows = {}
+    for line in ARCHITECTURE.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[3] != "fix order":
+            hop = None if cells[2] == "—" else cells[2]
+            order = None if cells[3] == "—" else int(cells[3])
+            rows[cells[0].strip("`")] = (cells[1], hop, order)
+    return rows
+
+
+DOCUMENTED = _documented_ids()
 
 
 def _subject_verdict(case):
@@ -127,9 +142,19 @@ def test_a_probe_without_targets_is_refused():
         evaluate_pod({"pod_probe": {"pod": {"namespace": "shop", "name": "web"}, "checks": [], "targets": []}})
 
 
-def test_root_cause_ids_come_from_the_design_table():
+def test_the_documented_id_table_is_read():
+    assert len(DOCUMENTED) == 21 and DOCUMENTED["healthy"] == ("none", None, None)
+
+
+def test_recorded_root_cause_ids_are_documented():
     for case in RECORDINGS.values():
-        assert set(case["expect"]["root_causes"]) <= DESIGN_IDS
+        assert set(case["expect"]["root_causes"]) <= set(DOCUMENTED)
+
+
+def test_layers_hops_and_fix_order_are_the_documented_ones():
+    assert {rc: (layer, hop) for rc, (layer, hop, _) in DOCUMENTED.items()} == LAYERS
+    documented_order = sorted((order, rc) for rc, (_, _, order) in DOCUMENTED.items() if order is not None)
+    assert tuple(rc for _, rc in documented_order) == FIX_ORDER
 
 
 def _meshed(case):
