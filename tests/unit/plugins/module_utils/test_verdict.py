@@ -152,9 +152,9 @@ def test_recorded_root_cause_ids_are_documented():
 
 
 def test_layers_hops_and_fix_order_are_the_documented_ones():
-    assert {rc: (layer, hop) for rc, (layer, hop, _) in DOCUMENTED.items()} == LAYERS
-    documented_order = sorted((order, rc) for rc, (_, _, order) in DOCUMENTED.items() if order is not None)
-    assert tuple(rc for _, rc in documented_order) == FIX_ORDER
+    assert {rc: row[:2] for rc, row in DOCUMENTED.items()} == LAYERS
+    documented_order = sorted((row[2], rc) for rc, row in DOCUMENTED.items() if row[2] is not None)
+    assert tuple(pair[1] for pair in documented_order) == FIX_ORDER
 
 
 def _meshed(case):
