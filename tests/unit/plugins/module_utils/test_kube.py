@@ -10,7 +10,6 @@ from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeEr
 @pytest.mark.parametrize(
     ("status", "exit_code", "error"),
     [
-        ("", 0, ""),
         ('{"metadata":{},"status":"Success"}', 0, ""),
         (
             '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 7],'
