@@ -266,6 +266,9 @@ class KubeClient:
                         f"the connection to the API server at {self.server} failed during {what} ({getattr(error, 'reason', None) or error}; "
                         f"{attempts}) after the request may have reached it: the {method} may have been applied. It is not repeated blindly."
                     ) from error
+                if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+                    raise KubeError(f"the API server at {self.server} did not answer {what} within api_timeout={self.timeout:g}s ({attempts}): "
+                                    "it is overloaded or a proxy in front of it stalls; retry, or raise api_timeout.") from error
                 raise self.unreachable(error, attempts) from error
         try:
             return data if text else json.loads(data or "{}")
