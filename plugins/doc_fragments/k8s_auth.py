@@ -53,20 +53,39 @@ options:
     type: str
   backoff_retries:
     description:
-      - How many times a request is retried when the API server throttles (429) or fails (5xx), with jittered
-        exponential backoff that honours C(Retry-After).
+      - At most how many times one call is retried. Reads retry every transient failure (429, 5xx, a reset, refused or
+        timed-out connection) with jittered exponential backoff that honours C(Retry-After); writes only when the API server
+        surely did not act on them (429, a refused connection), so a create is never made twice.
+      - An exec's websocket upgrade is retried the same way; a probe command cut mid-exec is run again (it only reads).
+      - Every retry also has to fit in O(api_budget).
     type: int
-    default: 3
+    default: 8
   backoff_delay:
     description:
-      - Base delay in seconds of the first retry; it doubles on each further retry.
+      - Base delay in seconds of the first retry; it doubles on each further retry, up to 5 seconds.
     type: float
     default: 0.5
   api_timeout:
     description:
-      - Timeout in seconds of each API request.
+      - Timeout in seconds of each API request, in total (connection and the whole answer).
     type: float
     default: 15.0
+  api_budget:
+    description:
+      - Seconds that the retries of one module run share, from the moment it connects; once spent, a failing call fails
+        with a message naming the attempts made. Defaults to 4 times O(api_timeout).
+    type: float
+  api_qps:
+    description:
+      - Client-side rate limit of the API requests of one module run, per second (a token bucket, as client-go's);
+        C(0) disables it.
+    type: float
+    default: 10.0
+  api_burst:
+    description:
+      - Requests that may go at once before O(api_qps) applies.
+    type: int
+    default: 30
 requirements:
   - python >= 3.11
   - kubernetes >= 28.1.0

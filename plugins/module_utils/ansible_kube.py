@@ -21,9 +21,12 @@ AUTH_ARG_SPEC = {
     "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False, "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
     "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
     "no_proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_NO_PROXY"])},
-    "backoff_retries": {"type": "int", "default": 3},
+    "backoff_retries": {"type": "int", "default": 8},
     "backoff_delay": {"type": "float", "default": 0.5},
     "api_timeout": {"type": "float", "default": 15.0},
+    "api_budget": {"type": "float"},
+    "api_qps": {"type": "float", "default": 10.0},
+    "api_burst": {"type": "int", "default": 30},
 }
 
 
@@ -47,7 +50,8 @@ class KubeModule:
                 kubeconfig=p["kubeconfig"], context=p["context"], host=p["host"], api_key=p["api_key"],
                 validate_certs=p["validate_certs"], ca_cert=p["ca_cert"], client_cert=p["client_cert"],
                 client_key=p["client_key"], proxy=p["proxy"], no_proxy=p["no_proxy"],
-                retries=p["backoff_retries"], backoff=p["backoff_delay"], timeout=p["api_timeout"],
+                retries=p["backoff_retries"], backoff=p["backoff_delay"], timeout=p["api_timeout"], budget=p["api_budget"],
+                qps=p["api_qps"], burst=p["api_burst"],
             )
         return self._client
 

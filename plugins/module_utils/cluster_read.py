@@ -28,8 +28,6 @@ from ansible_collections.kubediag.egress.plugins.module_utils.corefile import (
 )
 from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path
 
-PAGE_SIZE = 500
-
 # kind -> (API versions to try in order, plural, namespaced)
 KINDS = {
     "Pod": (("v1",), "pods", True),
@@ -132,20 +130,13 @@ class ClusterReader:
         _versions, plural, namespaced = KINDS[kind]
         scope = f" in namespace {namespace}" if namespace and namespaced else (" in all namespaces" if namespaced else "")
         what = f"the list of {plural}{scope}"
-        path = api_path(api_version, plural, namespace if namespaced else None)
-        query = {"limit": PAGE_SIZE}
+        query = {}
         if label_selector:
             query["labelSelector"] = label_selector
         if field_selector:
             query["fieldSelector"] = field_selector
-        items = []
         try:
-            while True:
-                page = self.kube.request("GET", path, what=what, query=query)
-                items.extend(page.get("items") or [])
-                query["continue"] = (page.get("metadata") or {}).get("continue")
-                if not query["continue"]:
-                    break
+            items = self.kube.list(api_version, plural, namespace if namespaced else None, what=what, query=query)
         except KubeError as error:
             if required or error.status != 403:
                 raise

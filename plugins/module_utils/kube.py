@@ -4,21 +4,28 @@ Plain Python over the official ``kubernetes`` client, no Ansible: modules wrap i
 tests and benchmarks call it directly.
 """
 
+import contextlib
 import json
 import os
 import random
 import re
+import socket
+import ssl
+import threading
 import time
-from urllib.parse import quote, urlencode
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 try:
+    import certifi
     import urllib3
+    import websocket
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.client.rest import RESTClientObject
     from kubernetes.config.config_exception import ConfigException
-    from kubernetes.stream.ws_client import WSClient, get_websocket_url
-    from websocket import WebSocketBadStatusException, WebSocketException
+    from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL, get_websocket_url
+    from websocket import ABNF, WebSocketBadStatusException, WebSocketException
 
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as import_error:  # reported by the module wrapper with missing_required_lib
@@ -26,6 +33,15 @@ except ImportError as import_error:  # reported by the module wrapper with missi
     ConfigException = WebSocketBadStatusException = WebSocketException = None
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+MAX_BACKOFF = 5.0  # seconds: the exponential backoff's ceiling
+MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is not waited out in full
+MIB = 1024 * 1024
+EXEC_OUTPUT_CAP = 4 * MIB  # stdout + stderr kept of one exec; the probes print a few KiB
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+READ_CHUNK = 65536
+PAGE_SIZE = 500
+MAX_PAGES = 200  # 100 000 objects of one kind: beyond that a diagnosis should narrow its scope
 EXIT_CODE_STATUS = re.compile(r'"ExitCode".*?"message"\s*:\s*"(\d+)"')
 
 
@@ -52,21 +68,32 @@ class ApiError(Exception):
 
 
 class ExecResult:
-    """What an exec returned. exit_code is None when the command never started; error then holds the runtime's
-    message (e.g. a missing executable)."""
+    """What an exec returned. exit_code is None when the command never started (error then holds the runtime's message,
+    e.g. a missing executable) or when its output outgrew EXEC_OUTPUT_CAP (truncated: the exec was stopped there).
+    reruns counts the times a read-only command was run again after the connection dropped mid-exec."""
 
-    def __init__(self, stdout, stderr, exit_code, error="", duration=0.0):
+    def __init__(self, stdout, stderr, exit_code, error="", duration=0.0, truncated=False, reruns=0):
         self.stdout = stdout
         self.stderr = stderr
         self.exit_code = exit_code
         self.error = error
         self.duration = duration
+        self.truncated = truncated
+        self.reruns = reruns
 
 
-def _retry_after(error):
+def _retry_after(headers):
+    """Seconds the server asks to wait: Retry-After in any case, as seconds or as an HTTP date; None when absent."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
     try:
-        return max(0.0, float(error.headers.get("Retry-After")))
-    except (TypeError, ValueError):
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -91,21 +118,112 @@ def api_path(api_version, plural, namespace=None, name=None, subresource=None):
     return "/" + "/".join(quote(part, safe="") for part in parts)
 
 
+class RateLimiter:
+    """A token bucket shared by every thread of one client (client-go's flowcontrol): qps tokens a second, burst saved.
+
+    A caller takes a token (the count may go negative: a reservation) and sleeps until its turn, outside the lock.
+    """
+
+    def __init__(self, qps, burst):
+        self.qps = qps
+        self.burst = max(1, burst)
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self):
+        if not self.qps:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps) - 1
+            self.stamp = now
+            delay = -self.tokens / self.qps if self.tokens < 0 else 0.0
+        if delay:
+            time.sleep(delay)
+
+
+class Attempts:
+    """The attempts of one call: waits (Retry-After, else jittered exponential backoff) while the retries and the
+    deadline allow, and says truthfully what was tried."""
+
+    def __init__(self, client, deadline):
+        self.client = client
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.count = 0
+        self.spent = ""
+
+    def again(self, retry_after=None):
+        """Sleep before one more attempt and return True, or return False (and note why) when none is allowed."""
+        if self.count > self.client.retries:
+            self.spent = f"backoff_retries={self.client.retries} spent"
+            return False
+        delay = min(retry_after, MAX_RETRY_AFTER) if retry_after is not None else min(self.client.backoff * 2 ** (self.count - 1), MAX_BACKOFF)
+        delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+        if time.monotonic() + delay >= self.deadline:
+            self.spent = "the time budget is spent"
+            return False
+        time.sleep(delay)
+        return True
+
+    def __str__(self):
+        told = f"{self.count} attempt{'s' if self.count != 1 else ''} over {time.monotonic() - self.started:.1f}s"
+        return f"{told}, {self.spent}" if self.spent else told
+
+
+class ExecTimeout(Exception):
+    """The exec's deadline passed; the message says in which phase."""
+
+
+class ExecDropped(Exception):
+    """The exec's connection ended after the upgrade without the command's exit status."""
+
+
+class Watchdog:
+    """Shuts the exec's socket down at the deadline, so that no handshake or read outlives it: a peer that trickles a
+    byte at a time keeps any per-call socket timeout from firing."""
+
+    def __init__(self, ws, deadline):
+        self.ws = ws
+        self.fired = False
+        self.timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self):
+        self.fired = True
+        sock = self.ws.sock  # read once: the reader may be shutting it at the same moment
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self):
+        self.timer.cancel()
+
+
 class KubeClient:
     """One API server connection: JSON requests with retries, a pod exec helper, and human errors.
 
     Build it with ``connect()``. Requests go straight to the REST paths through the official client's configured
     connection pool (TLS, client certificates, proxy, token refresh from the kubeconfig): the typed ``*Api`` classes
-    are not used, as importing them builds hundreds of model classes (about 0.5 s per module run). Throttling and 5xx
-    are retried with jittered backoff (honouring Retry-After); failures become ``KubeError`` naming the object.
+    are not used, as importing them builds hundreds of model classes (about 0.5 s per module run).
+
+    Every call is bounded: a request by ``timeout`` in total (body included), an exec by its own timeout on every socket
+    operation. Reads (GET) retry every transient failure; other verbs only what surely did not reach the server (429,
+    a refused connection). All retries of one client (one module run) share one time ``budget`` and the ``qps``/``burst``
+    rate limit, so a sick API server makes a run slower, never endless, and a fleet run does not add to its load.
     """
 
-    def __init__(self, configuration, retries=3, backoff=0.5, timeout=15.0):
+    def __init__(self, configuration, retries=8, backoff=0.5, timeout=15.0, budget=60.0, qps=10.0, burst=30):
         self.configuration = configuration
         self.server = configuration.host
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
+        self.deadline = time.monotonic() + budget
+        self.limiter = RateLimiter(qps, burst)
+        self.exec_reruns = 0
         self.pool = RESTClientObject(configuration).pool_manager
 
     def auth_headers(self):
@@ -124,41 +242,95 @@ class KubeClient:
         if body is not None:
             payload = json.dumps(body)
             headers["Content-Type"] = content_type
-        attempt = 0
+        idempotent = method in IDEMPOTENT_METHODS
+        attempts = Attempts(self, self.deadline)
         while True:
+            attempts.count += 1
+            self.limiter.wait()
             try:
-                response = self.pool.request(method, url, body=payload, headers=headers, retries=False, timeout=urllib3.Timeout(total=self.timeout))
-                data = response.data.decode("utf-8", errors="replace")
-                if response.status >= 400:
-                    raise ApiError(response.status, response.reason or "", data, dict(response.headers))
-                return data if text else json.loads(data or "{}")
+                data = self._send(method, url, payload, headers)
+                break
             except ApiError as error:
-                if error.status in RETRYABLE_STATUS and attempt < self.retries:
-                    self._sleep(attempt, _retry_after(error))
-                    attempt += 1
+                # A 429 was refused before any processing (API Priority and Fairness); a 5xx may come after the change.
+                if (error.status == 429 or (idempotent and error.status in RETRYABLE_STATUS)) and attempts.again(_retry_after(error.headers)):
                     continue
-                raise self.explain(error, what) from error
-            except ValueError as error:
-                raise KubeError(f"the API server at {self.server} answered {what} with something that is not JSON: {error}") from error
+                if not idempotent and error.status in RETRYABLE_STATUS and error.status != 429:
+                    attempts.spent = f"a {method} is not repeated once the server may have applied it"
+                raise self.explain(error, what, attempts) from error
             except urllib3.exceptions.HTTPError as error:
-                if attempt < self.retries and isinstance(error, urllib3.exceptions.ProtocolError):
-                    self._sleep(attempt, None)
-                    attempt += 1
+                sent = not isinstance(error, urllib3.exceptions.ConnectTimeoutError)  # refused or never connected: nothing sent
+                if (idempotent or not sent) and attempts.again():
                     continue
-                raise self.unreachable(error) from error
+                if sent and not idempotent:
+                    raise KubeError(
+                        f"the connection to the API server at {self.server} failed during {what} ({getattr(error, 'reason', None) or error}; "
+                        f"{attempts}) after the request may have reached it: the {method} may have been applied. It is not repeated blindly."
+                    ) from error
+                if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+                    raise KubeError(f"the API server at {self.server} did not answer {what} within api_timeout={self.timeout:g}s ({attempts}): "
+                                    "it is overloaded or a proxy in front of it stalls; retry, or raise api_timeout.") from error
+                raise self.unreachable(error, attempts) from error
+        try:
+            return data if text else json.loads(data or "{}")
+        except ValueError as error:
+            raise KubeError(f"the API server at {self.server} answered {what} with something that is not JSON: {error}") from error
 
-    def _sleep(self, attempt, retry_after):
-        delay = retry_after if retry_after is not None else self.backoff * (2**attempt)
-        time.sleep(min(delay, 30.0) * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+    def list(self, api_version, plural, namespace=None, what=None, query=None):
+        """Every item of a collection, page by page (limit + continue): at most MAX_PAGES pages, and a continue token the
+        server hands back twice (a proxy replaying a page, a broken aggregated API) ends with a KubeError, not a loop."""
+        what = what or f"the list of {plural}"
+        path = api_path(api_version, plural, namespace)
+        query = {**(query or {}), "limit": PAGE_SIZE}
+        items, seen = [], set()
+        for _page in range(MAX_PAGES):
+            page = self.request("GET", path, what=what, query=query)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            if token in seen:
+                raise KubeError(f"the API server handed back the same continue token twice while listing {what} (after {len(items)} items): "
+                                "its pagination is broken (an aggregated API or a proxy in front of it); nothing was concluded from a partial list.")
+            seen.add(token)
+            query["continue"] = token
+        raise KubeError(f"{what} has more than {MAX_PAGES} pages of {PAGE_SIZE}: not read further; narrow the namespace or the selector.")
 
-    def unreachable(self, exc):
+    def _send(self, method, url, payload, headers):
+        """The body of one HTTP exchange, read within self.timeout in total (a trickled body cannot stretch it)."""
+        deadline = time.monotonic() + self.timeout
+        response = self.pool.request(method, url, body=payload, headers=headers, retries=False, preload_content=False,
+                                     timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
+        chunks = []
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise urllib3.exceptions.ReadTimeoutError(None, url, f"the answer did not arrive within api_timeout={self.timeout:g}s")
+                sock = getattr(response.connection, "sock", None)
+                if sock is not None:
+                    sock.settimeout(remaining)
+                chunk = response.read1(READ_CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except BaseException:
+            response.close()  # half read: the connection cannot serve another request
+            raise
+        finally:
+            response.release_conn()
+        data = b"".join(chunks).decode("utf-8", errors="replace")
+        if response.status >= 400:
+            raise ApiError(response.status, response.reason or "", data, dict(response.headers))
+        return data
+
+    def unreachable(self, exc, attempts=None):
         reason = getattr(exc, "reason", None) or exc
         return KubeError(
-            f"cannot reach the Kubernetes API server at {self.server}: {reason}. "
+            f"cannot reach the Kubernetes API server at {self.server}: {reason}{f' ({attempts})' if attempts else ''}. "
             "Check that the kubeconfig/context (or host) points at a running cluster and that this machine can reach it."
         )
 
-    def explain(self, error, what):
+    def explain(self, error, what, attempts=None):
         message = _server_message(error)
         if error.status == 404:
             text = f"{what} not found ({message})."
@@ -168,49 +340,135 @@ class KubeClient:
         elif error.status == 403:
             text = f"forbidden: {message}. Grant this user the RBAC permission named above, or use a context that has it."
         elif error.status in RETRYABLE_STATUS:
-            text = f"the API server kept failing on {what} (HTTP {error.status}: {message}) after {self.retries} retries."
+            tried = f"; {attempts}" if attempts else ""
+            text = (f"the API server kept failing on {what} (last answer HTTP {error.status}: {message}{tried}): its control plane "
+                    "is overloaded or unhealthy; retry later, or raise backoff_retries and api_budget.")
         else:
             text = f"the API server refused {what} (HTTP {error.status}: {message})."
         return KubeError(text, status=error.status)
 
-    def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0):
-        """Run argv in a container (no shell, no tty) and return its output and exit code.
+    def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
+        """Run argv in a container (no shell, no tty) and return its output and exit code, all within timeout.
 
-        Raises KubeError when the exec cannot be opened (forbidden, pod gone, API down) or exceeds timeout.
-        Each call opens its own websocket, so execs may run concurrently.
+        The websocket upgrade is retried like a request (429, 5xx, connection errors). A connection lost after the upgrade
+        runs the command again only when the caller says it is read_only (counted in ExecResult.reruns), else it is a
+        KubeError: running a command twice may not be harmless. Raises KubeError when the exec cannot be opened
+        (forbidden, pod gone, API down), is cut, or exceeds timeout. Each call opens its own websocket.
         """
         what = f"exec in pod {namespace}/{pod}"
         started = time.monotonic()
+        deadline = started + timeout
         query = [("command", arg) for arg in argv] + [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
         if container:
             query.append(("container", container))
         url = get_websocket_url(self.server.rstrip("/") + api_path("v1", "pods", namespace, pod, "exec"), query)
-        try:
-            ws = WSClient(self.configuration, url, self.auth_headers(), True)
-        except WebSocketBadStatusException as exc:
-            raise self.explain(handshake_error(exc), what) from exc
-        except (WebSocketException, OSError) as exc:
-            raise self.unreachable(exc) from exc
+        attempts = Attempts(self, min(deadline, self.deadline))
+        reruns = 0
+        while True:
+            attempts.count += 1
+            self.limiter.wait()
+            try:
+                try:
+                    ws, dog = self._open_exec(url, deadline)
+                except WebSocketBadStatusException as exc:
+                    error = handshake_error(exc)
+                    if error.status in RETRYABLE_STATUS and attempts.again(_retry_after(error.headers)):
+                        continue
+                    raise self.explain(error, what, attempts) from exc
+                except (WebSocketException, OSError) as exc:
+                    if attempts.again():
+                        continue
+                    raise self.unreachable(exc, attempts) from exc
+                try:
+                    result = _read_exec(ws, dog, deadline)
+                except ExecDropped as dropped:
+                    if read_only and attempts.again():
+                        reruns += 1
+                        with self.limiter.lock:
+                            self.exec_reruns += 1
+                        continue
+                    rerun = "" if read_only else " (not run again: the caller did not mark the command read-only)"
+                    raise KubeError(f"{what} was cut: {dropped} ({attempts}){rerun}. The API server or a proxy in front of it "
+                                    "dropped the connection; retry.") from dropped
+            except ExecTimeout as late:
+                raise KubeError(f"{what} did not finish within {timeout:g}s: {late} ({attempts}). The pod may be overloaded or "
+                                "the API server slow; raise the timeout or retry.") from late
+            result.reruns = reruns
+            result.duration = time.monotonic() - started
+            return result
 
-        stdout, stderr = [], []
-        deadline = started + timeout
+    def _open_exec(self, url, deadline):
+        """A websocket upgraded for exec, and the watchdog that ends it at the deadline."""
+        ws = websocket.WebSocket(sslopt=self._ssl_options(), skip_utf8_validation=True)
+        dog = Watchdog(ws, deadline)
         try:
-            while ws.is_open():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise KubeError(
-                        f"{what} did not finish within {timeout:g}s; the pod may be overloaded or the API server slow. "
-                        "Raise the timeout or retry."
-                    )
-                ws.update(timeout=min(remaining, 1.0))
-                stdout.append(ws.read_stdout())
-                stderr.append(ws.read_stderr())
-            stdout.append(ws.read_stdout())
-            stderr.append(ws.read_stderr())
-            status_text = ws.read_channel(3)
-        finally:
-            ws.close()
-        return _exec_result("".join(stdout), "".join(stderr), status_text, time.monotonic() - started)
+            ws.connect(url, header=[f"{key}: {value}" for key, value in self.auth_headers().items()], subprotocols=list(EXEC_PROTOCOLS),
+                       timeout=max(0.01, min(self.timeout, deadline - time.monotonic())), **self._proxy_options())
+        except BaseException as exc:
+            dog.cancel()
+            ws.shutdown()
+            if dog.fired or time.monotonic() >= deadline:
+                raise ExecTimeout(f"the API server did not complete the websocket upgrade ({exc or type(exc).__name__})") from exc
+            raise
+        return ws, dog
+
+    def _ssl_options(self):
+        c = self.configuration
+        options = {"cert_reqs": ssl.CERT_NONE}
+        if c.verify_ssl:
+            options = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": c.ssl_ca_cert or certifi.where()}
+            if c.assert_hostname is not None:
+                options["check_hostname"] = c.assert_hostname
+        for key, value in (("certfile", c.cert_file), ("keyfile", c.key_file), ("server_hostname", c.tls_server_name)):
+            if value:
+                options[key] = value
+        return options
+
+    def _proxy_options(self):
+        c = self.configuration
+        if not c.proxy:
+            return {}
+        proxy = urlsplit(c.proxy)
+        options = {"http_proxy_host": proxy.hostname, "http_proxy_port": proxy.port, "proxy_type": "http"}
+        if proxy.username:
+            options["http_proxy_auth"] = (unquote(proxy.username), unquote(proxy.password or ""))
+        if c.no_proxy:
+            options["http_no_proxy"] = [host.strip() for host in c.no_proxy.split(",")]
+        return options
+
+
+def _read_exec(ws, dog, deadline):
+    """The ExecResult of an upgraded exec websocket: frames until the close, at most EXEC_OUTPUT_CAP bytes of output."""
+    buffers = {STDOUT_CHANNEL: bytearray(), STDERR_CHANNEL: bytearray(), ERROR_CHANNEL: bytearray()}
+    truncated = False
+    try:
+        while True:
+            try:
+                ws.settimeout(max(0.01, deadline - time.monotonic()))
+                opcode, frame = ws.recv_data_frame(True)
+            except (WebSocketException, OSError) as exc:
+                if dog.fired or time.monotonic() >= deadline:
+                    raise ExecTimeout("the command was still running or its output stopped arriving") from exc
+                if buffers[ERROR_CHANNEL]:
+                    break  # the status came: a connection closed without a close frame after it lost nothing
+                raise ExecDropped(f"the connection was lost before the command's exit status ({exc or type(exc).__name__})") from exc
+            if opcode == ABNF.OPCODE_CLOSE:
+                break
+            if opcode in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) and frame.data and frame.data[0] in buffers:
+                buffers[frame.data[0]] += frame.data[1:]
+                if len(buffers[STDOUT_CHANNEL]) + len(buffers[STDERR_CHANNEL]) > EXEC_OUTPUT_CAP:
+                    truncated = True
+                    break
+    finally:
+        dog.cancel()
+        ws.shutdown()
+    stdout, stderr = (bytes(buffers[channel][:EXEC_OUTPUT_CAP]).decode("utf-8", errors="replace") for channel in (STDOUT_CHANNEL, STDERR_CHANNEL))
+    if truncated:
+        return ExecResult(stdout, stderr, None, error=f"the command printed more than {EXEC_OUTPUT_CAP // MIB} MiB: the exec was stopped "
+                          "and its output cut there", truncated=True)
+    if not buffers[ERROR_CHANNEL]:
+        raise ExecDropped("the API server closed the exec without the command's exit status")
+    return _exec_result(stdout, stderr, buffers[ERROR_CHANNEL].decode("utf-8", errors="replace"), 0.0)
 
 
 def handshake_error(exc):
@@ -222,8 +480,7 @@ def handshake_error(exc):
 
 
 def _exec_result(stdout, stderr, status_text, duration):
-    if not status_text:
-        return ExecResult(stdout, stderr, 0, duration=duration)
+    """The ExecResult the status channel's text (never empty: an exec without it is ExecDropped) gives."""
     try:
         status = json.loads(status_text)
     except ValueError:
@@ -237,8 +494,12 @@ def _exec_result(stdout, stderr, status_text, duration):
 
 
 def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=None, ca_cert=None,
-            client_cert=None, client_key=None, proxy=None, no_proxy=None, retries=3, backoff=0.5, timeout=15.0):
-    """Build a KubeClient the way kubernetes.core does: an explicit host/api_key, else a kubeconfig (path or dict)."""
+            client_cert=None, client_key=None, proxy=None, no_proxy=None, retries=8, backoff=0.5, timeout=15.0, budget=None,
+            qps=10.0, burst=30):
+    """Build a KubeClient the way kubernetes.core does: an explicit host/api_key, else a kubeconfig (path or dict).
+
+    budget: seconds all retries of this client (one module run) share; 4 x timeout when None.
+    """
     if KUBERNETES_IMPORT_ERROR is not None:
         raise KubeError(f"the Python 'kubernetes' library is required: {KUBERNETES_IMPORT_ERROR}")
     configuration = k8s_client.Configuration()
@@ -271,5 +532,6 @@ def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_cer
         configuration.proxy = proxy
     if no_proxy:
         configuration.no_proxy = no_proxy
-    configuration.retries = False  # KubeClient.call retries, with backoff and Retry-After
-    return KubeClient(configuration, retries=retries, backoff=backoff, timeout=timeout)
+    configuration.retries = False  # KubeClient.request retries, with backoff and Retry-After
+    return KubeClient(configuration, retries=retries, backoff=backoff, timeout=timeout, budget=4 * timeout if budget is None else budget,
+                      qps=qps, burst=burst)

@@ -195,7 +195,7 @@ def probe(run, targets: list, options: probe_script.ProbeOptions) -> dict:
 
 def _exec_runner(client, namespace: str, pod: str, container: str):
     def run(argv, timeout):
-        return client.exec_in_pod(namespace, pod, argv, container=container, timeout=timeout)
+        return client.exec_in_pod(namespace, pod, argv, container=container, timeout=timeout, read_only=True)  # probes only read
     return run
 
 
@@ -345,7 +345,7 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
         result["node"] = node_future.result() if node_future is not None else None
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
                        "ip": (pod.get("status") or {}).get("podIP")},
-                  notes=notes, duration_ms=int((time.monotonic() - started) * 1000))
+                  notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns)
     return result
 
 

@@ -120,8 +120,8 @@ def select_pods(client, ref, max_pods=10):
     if parsed["kind"] == "workload":
         selector = _workload_selector(client, namespace, parsed["workload_kind"], parsed["name"])
         parsed["selector"] = selector
-    listed = client.request("GET", api_path("v1", "pods", namespace), what=f"pods {selector} in {namespace}", query={"labelSelector": selector})
-    pods = sorted((_pod_entry(p) for p in listed.get("items") or []), key=lambda p: p["name"])
+    listed = client.list("v1", "pods", namespace, what=f"pods {selector} in {namespace}", query={"labelSelector": selector})
+    pods = sorted((_pod_entry(p) for p in listed), key=lambda p: p["name"])
     running = [p for p in pods if p["phase"] == "Running"]
     if len(running) < len(pods):
         notes.append(f"{len(pods) - len(running)} pod(s) matching {selector!r} are not Running and are not diagnosed")

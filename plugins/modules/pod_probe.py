@@ -246,6 +246,13 @@ duration_ms:
   returned: always
   type: int
   sample: 1240
+exec_reruns:
+  description:
+    - How many probe commands were run again because the connection to the API server dropped mid-exec (the probes only
+      read, so a rerun is safe); 0 normally.
+  returned: always
+  type: int
+  sample: 0
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation

@@ -23,7 +23,7 @@ from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read impor
     resolve_host,
     upstream_probe_argv,
 )
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeClient, KubeError
 from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
 
 CASES = Path(__file__).parent / "cluster_read_cases"
@@ -192,6 +192,8 @@ class PagingApi:
     """Stands in for KubeClient.request: serves `items` in pages of `limit` with continue tokens, 403 for `forbidden`
     scopes, 404 on discovery for groups not in `served`, and records every request."""
 
+    list = KubeClient.list  # the real pagination over the stand-in's request
+
     def __init__(self, items, served=(), forbidden=()):
         self.items, self.served, self.forbidden, self.calls = items, set(served), set(forbidden), []
 
@@ -212,7 +214,7 @@ class PagingApi:
 
 
 def test_reader_follows_continue_tokens_and_types_items(monkeypatch):
-    monkeypatch.setattr("ansible_collections.kubediag.egress.plugins.module_utils.cluster_read.PAGE_SIZE", 2)
+    monkeypatch.setattr("ansible_collections.kubediag.egress.plugins.module_utils.kube.PAGE_SIZE", 2)
     api = PagingApi([{"metadata": {"name": f"p{n}"}} for n in range(5)], served={"cilium.io/v2"})
     reader = ClusterReader(api)
     items = reader.list("CiliumNetworkPolicy", "shop")

@@ -1,16 +1,33 @@
+import base64
+import contextlib
+import email.utils
+import hashlib
+import re
 import socket
+import struct
+import threading
+import time
 
 import pytest
 import yaml
 from websocket import WebSocketBadStatusException
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, _exec_result, api_path, connect, handshake_error
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import (
+    EXEC_OUTPUT_CAP,
+    KubeClient,
+    KubeError,
+    RateLimiter,
+    _exec_result,
+    _retry_after,
+    api_path,
+    connect,
+    handshake_error,
+)
 
 
 @pytest.mark.parametrize(
     ("status", "exit_code", "error"),
     [
-        ("", 0, ""),
         ('{"metadata":{},"status":"Success"}', 0, ""),
         (
             '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 7],'
@@ -94,3 +111,251 @@ def test_explicit_api_key_wins_over_the_kubeconfig_token(tmp_path):
 def test_kubeconfig_token_is_used_without_api_key(tmp_path):
     kube = connect(kubeconfig=_kubeconfig(tmp_path, "https://127.0.0.1:1"))
     assert kube.auth_headers() == {"authorization": "Bearer t"}
+
+
+# ---------------------------------------------------------------- hostile API servers: small raw-socket fakes
+
+
+def _serve(handler):
+    """A local server whose every connection (numbered from 0) is handed to handler(conn, n) in its own thread."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    seen = []
+
+    def accept():
+        while True:
+            try:
+                conn, _unused = listener.accept()
+            except OSError:
+                return
+            seen.append(conn)
+            threading.Thread(target=_handle, args=(handler, conn, len(seen) - 1), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, seen
+
+
+def _handle(handler, conn, index):
+    with contextlib.suppress(OSError):
+        handler(conn, index)
+
+
+def _read_request(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("latin-1")
+
+
+def _upgrade(conn):
+    request = _read_request(conn)
+    key = re.search(r"(?im)^sec-websocket-key:\s*(\S+)", request).group(1)
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()  # noqa: S324
+    conn.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+                  "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").encode())
+
+
+def _frame(channel, data, opcode=0x2):
+    payload = bytes([channel]) + data
+    size = len(payload)
+    if size < 126:
+        header = bytes([0x80 | opcode, size])
+    elif size < 65536:
+        header = bytes([0x80 | opcode, 126]) + struct.pack("!H", size)
+    else:
+        header = bytes([0x80 | opcode, 127]) + struct.pack("!Q", size)
+    return header + payload
+
+
+STATUS_OK = b'{"metadata":{},"status":"Success"}'
+CLOSE = bytes([0x88, 0])
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    listeners = []
+
+    def start(handler, **options):
+        listener, seen = _serve(handler)
+        listeners.append(listener)
+        kube = connect(kubeconfig=_kubeconfig(tmp_path, f"http://127.0.0.1:{listener.getsockname()[1]}"), **options)
+        return kube, seen
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def _timed(call):
+    started = time.monotonic()
+    try:
+        return call(), time.monotonic() - started
+    except KubeError as error:
+        return error, time.monotonic() - started
+
+
+def test_exec_upgrade_never_answered_ends_within_the_timeout(hostile):
+    kube, _seen = hostile(lambda conn, n: (_read_request(conn), time.sleep(30)))
+    error, seconds = _timed(lambda: kube.exec_in_pod("shop", "web", ["true"], timeout=1.5))
+    assert isinstance(error, KubeError) and "did not complete the websocket upgrade" in str(error)
+    assert "did not finish within 1.5s" in str(error) and seconds < 2.5
+
+
+def test_exec_half_frame_ends_within_the_timeout(hostile):
+    kube, _seen = hostile(lambda conn, n: (_upgrade(conn), conn.sendall(_frame(1, b"partial output")[:5]), time.sleep(30)))
+    error, seconds = _timed(lambda: kube.exec_in_pod("shop", "web", ["true"], timeout=1.5))
+    assert isinstance(error, KubeError) and "output stopped arriving" in str(error) and seconds < 2.5
+
+
+def test_exec_trickling_one_frame_ends_within_the_timeout(hostile):
+    def trickle(conn, n):
+        _upgrade(conn)
+        for byte in _frame(1, b"x" * 100):
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+    kube, _seen = hostile(trickle)
+    error, seconds = _timed(lambda: kube.exec_in_pod("shop", "web", ["true"], timeout=1.5))
+    assert isinstance(error, KubeError) and "did not finish within 1.5s" in str(error) and seconds < 2.5
+
+
+def test_exec_flood_is_cut_and_marked_truncated_in_linear_time(hostile):
+    def flood(conn, n):
+        _upgrade(conn)
+        chunk = _frame(1, b"y" * 65536)
+        while True:
+            conn.sendall(chunk)
+    kube, _seen = hostile(flood)
+    result, seconds = _timed(lambda: kube.exec_in_pod("shop", "web", ["yes"], timeout=10))
+    assert result.truncated and result.exit_code is None and "more than 4 MiB" in result.error
+    assert len(result.stdout) == EXEC_OUTPUT_CAP and seconds < 5
+
+
+def test_exec_closed_without_status_is_an_error_not_exit_0(hostile):
+    kube, _seen = hostile(lambda conn, n: (_upgrade(conn), conn.sendall(_frame(1, b"half the output") + CLOSE)))
+    with pytest.raises(KubeError, match="closed the exec without the command's exit status"):
+        kube.exec_in_pod("shop", "web", ["true"], timeout=5, read_only=False)
+
+
+def test_exec_dropped_mid_way_is_an_error_unless_read_only(hostile):
+    def drop_first(conn, n):
+        _upgrade(conn)
+        if n == 0:
+            conn.sendall(_frame(1, b"cut "))
+            conn.close()
+            return
+        conn.sendall(_frame(1, b"whole") + _frame(3, STATUS_OK) + CLOSE)
+    kube, seen = hostile(drop_first, backoff=0.01)
+    with pytest.raises(KubeError, match=r"was cut: the connection was lost .* \(1 attempt over .*not run again: the caller did not mark"):
+        kube.exec_in_pod("shop", "web", ["touch", "/x"], timeout=5)
+    seen.clear()
+    result = kube.exec_in_pod("shop", "web", ["cat", "/etc/resolv.conf"], timeout=5, read_only=True)
+    assert (result.stdout, result.exit_code, result.reruns, kube.exec_reruns, len(seen)) == ("whole", 0, 1, 1, 2)
+
+
+def test_exec_upgrade_throttled_is_retried_with_lower_case_retry_after(hostile):
+    def throttle_first(conn, n):
+        if n == 0:
+            _read_request(conn)
+            conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\nContent-Length: 0\r\n\r\n")
+            return
+        _upgrade(conn)
+        conn.sendall(_frame(1, b"ok") + _frame(3, STATUS_OK) + CLOSE)
+    kube, seen = hostile(throttle_first, backoff=5)  # a 5 s backoff would fail the bound: Retry-After 0 is what is waited
+    result, seconds = _timed(lambda: kube.exec_in_pod("shop", "web", ["true"], timeout=5))
+    assert (result.stdout, result.exit_code, len(seen)) == ("ok", 0, 2) and seconds < 2
+
+
+def _http(status, body=b"{}", headers=""):
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{headers}\r\n".encode() + body
+
+
+def test_request_deadline_is_total_even_for_a_trickled_body(hostile):
+    def trickle(conn, n):
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        for _unused in range(100):
+            conn.sendall(b" ")
+            time.sleep(0.1)
+    kube, _seen = hostile(trickle, retries=0, timeout=1)
+    error, seconds = _timed(lambda: kube.request("GET", "/api/v1/namespaces"))
+    assert isinstance(error, KubeError) and "did not answer the Kubernetes API within api_timeout=1s (1 attempt" in str(error) and seconds < 1.6
+
+
+def test_reads_retry_and_the_message_counts_the_real_attempts(hostile):
+    kube, seen = hostile(lambda conn, n: (_read_request(conn), conn.sendall(_http("503 Service Unavailable"))), retries=2, backoff=0.01)
+    with pytest.raises(KubeError, match=r"last answer HTTP 503: .*; 3 attempts over \d+\.\ds, backoff_retries=2 spent"):
+        kube.request("GET", "/api/v1/pods", what="the list of pods")
+    assert len(seen) == 3
+
+
+def test_a_create_is_not_repeated_after_a_5xx_and_says_so(hostile):
+    kube, seen = hostile(lambda conn, n: (_read_request(conn), conn.sendall(_http("500 Internal Server Error"))), backoff=0.01)
+    with pytest.raises(KubeError, match=r"1 attempt over .*a POST is not repeated once the server may have applied it"):
+        kube.request("POST", "/api/v1/namespaces/shop/pods", body={}, what="node debug pod shop/x")
+    assert len(seen) == 1
+
+
+def test_a_create_dropped_after_sending_is_not_repeated_and_may_have_happened(hostile):
+    kube, seen = hostile(lambda conn, n: (_read_request(conn), conn.close()), backoff=0.01)
+    with pytest.raises(KubeError, match="the POST may have been applied"):
+        kube.request("POST", "/api/v1/namespaces/shop/pods", body={}, what="node debug pod shop/x")
+    assert len(seen) == 1
+
+
+def test_a_throttled_create_is_retried(hostile):
+    def throttle_first(conn, n):
+        _read_request(conn)
+        conn.sendall(_http("429 Too Many Requests", headers="RETRY-AFTER: 0\r\n") if n == 0 else _http("201 Created", b'{"kind":"Pod"}'))
+    kube, seen = hostile(throttle_first, backoff=5)
+    assert kube.request("POST", "/api/v1/namespaces/shop/pods", body={}) == {"kind": "Pod"}
+    assert len(seen) == 2
+
+
+def test_the_budget_ends_retries_before_the_backoff_count(hostile):
+    kube, seen = hostile(lambda conn, n: (_read_request(conn), conn.sendall(_http("429 Too Many Requests", headers="Retry-After: 1\r\n"))),
+                         retries=50, budget=2.5)
+    error, seconds = _timed(lambda: kube.request("GET", "/api/v1/pods"))
+    assert "the time budget is spent" in str(error) and seconds < 3 and 2 <= len(seen) <= 3
+
+
+@pytest.mark.parametrize(("headers", "seconds"), [
+    ({"retry-after": "2"}, 2.0), ({"Retry-After": "0"}, 0.0), ({"RETRY-AFTER": "1.5"}, 1.5), ({}, None), ({"Retry-After": "soon"}, None),
+])
+def test_retry_after_in_any_case(headers, seconds):
+    assert _retry_after(headers) == seconds
+
+
+def test_retry_after_as_an_http_date():
+    later = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= _retry_after({"retry-after": later}) <= 10
+
+
+class RepeatingPages:
+    """A collection whose server hands back the same continue token on every page."""
+
+    list = KubeClient.list
+
+    def __init__(self):
+        self.pages = 0
+
+    def request(self, method, path, what="", query=None, **kwargs):
+        self.pages += 1
+        return {"items": [{"metadata": {"name": f"p{self.pages}"}}], "metadata": {"continue": "same"}}
+
+
+def test_a_repeated_continue_token_is_a_clear_error():
+    api = RepeatingPages()
+    with pytest.raises(KubeError, match=r"same continue token twice while listing the list of pods \(after 2 items"):
+        api.list("v1", "pods", "shop", what="the list of pods")
+    assert api.pages == 2
+
+
+def test_rate_limit_spaces_requests_after_the_burst():
+    limiter = RateLimiter(qps=20, burst=2)
+    started = time.monotonic()
+    for _unused in range(6):
+        limiter.wait()
+    assert 0.17 <= time.monotonic() - started < 0.5
