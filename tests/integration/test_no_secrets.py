@@ -9,11 +9,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # ansible_module
 
-from ansible_module import REPO, VENV_BIN, run_module  # noqa: E402
+from ansible_module import REPO, VENV_BIN, run_module
 
-TOKEN = "kd-secret-token-3f9a1c"
+TOKEN = "kd-secret-token-3f9a1c"  # noqa: S105 - a fake credential the test hunts for
 KEY_DATA = "a2Qtc2VjcmV0LWtleS1kYXRh"
-PROXY_PASSWORD = "kd-proxy-pass-77"
+PROXY_PASSWORD = "kd-proxy-pass-77"  # noqa: S105 - a fake credential
 KUBECONFIG = {
     "apiVersion": "v1", "kind": "Config", "current-context": "lab",
     "clusters": [{"name": "lab", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
