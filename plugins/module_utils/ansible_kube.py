@@ -5,6 +5,7 @@ Modules build ``KubeModule(argument_spec=...)`` instead of ``AnsibleModule``; it
 """
 
 import traceback
+from urllib.parse import unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
@@ -30,11 +31,45 @@ AUTH_ARG_SPEC = {
 }
 
 
+# kubeconfig keys whose values are credentials (users[].user, auth-provider config, exec env), at any depth.
+KUBECONFIG_SECRET_KEYS = frozenset({"token", "password", "client-key-data", "access-token", "refresh-token", "id-token",
+                                    "client-secret"})
+
+
+def secret_values(kubeconfig, proxy) -> set:
+    """Every credential in a kubeconfig given as a dict and in a proxy URL's user:password@, to register as no_log values.
+
+    A kubeconfig dict (as AWX credentials and vaults pass it) and a proxy URL cannot be no_log as a whole (a path or a
+    bare proxy host is useful in messages), so the secret parts inside them are masked wherever they would be echoed.
+    """
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in KUBECONFIG_SECRET_KEYS and isinstance(value, str) and value:
+                    found.add(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    if isinstance(kubeconfig, dict):
+        walk(kubeconfig.get("users"))
+    if isinstance(proxy, str) and "@" in proxy:
+        userinfo = urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc.rpartition("@")[0]
+        found.update(part for part in (userinfo, unquote(userinfo)) if part)
+        found.update(part for part in userinfo.partition(":")[2:] if part)
+    return found
+
+
 class KubeModule:
     """AnsibleModule plus the shared Kubernetes auth options, by composition."""
 
     def __init__(self, argument_spec, **kwargs):
         self.module = AnsibleModule(argument_spec={**AUTH_ARG_SPEC, **argument_spec}, **kwargs)
+        self.module.no_log_values.update(secret_values(self.module.params["kubeconfig"], self.module.params["proxy"]))
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         self._client = None

@@ -362,26 +362,77 @@ class FqdnPeer:
         return dest.hostname is not None and any(pattern.fullmatch(dest.hostname) for pattern in self.patterns)
 
 
+LABEL_CHARACTERS = frozenset("-abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _label_glob_matches(glob, label):
+    """One label against a glob whose `*` stands for any run of label characters, without backtracking.
+
+    Greedy two-pointer wildcard matching: on a mismatch only the last `*` is widened, so the cost is at most
+    len(glob) * len(label) steps however many stars the policy repeats (a regex backtracks exponentially there).
+    """
+    g = n = 0
+    star = resume = -1
+    while n < len(label):
+        if g < len(glob) and glob[g] == "*":
+            star, resume = g, n
+            g += 1
+        elif g < len(glob) and glob[g] == label[n]:
+            g += 1
+            n += 1
+        elif star >= 0 and label[resume] in LABEL_CHARACTERS:
+            resume += 1
+            g, n = star + 1, resume
+        else:
+            return False
+    return all(char == "*" for char in glob[g:])
+
+
+class FqdnPattern:
+    """A compiled Cilium matchPattern: labels are globs; None (a `**.`) stands for one or more whole labels."""
+
+    __slots__ = ("labels", "match_all")
+
+    def __init__(self, labels, match_all=False):
+        self.labels = labels
+        self.match_all = match_all
+
+    def fullmatch(self, hostname):
+        if self.match_all:
+            return bool(hostname)
+        name = hostname.lower().rstrip(".").split(".")
+        # reachable[j]: the pattern labels seen so far can cover the first j labels of the name.
+        reachable = [True] + [False] * len(name)
+        for glob in self.labels:
+            following = [False] * (len(name) + 1)
+            for j in range(len(name)):
+                if not reachable[j] and not (glob is None and following[j]):
+                    continue
+                if glob is None:
+                    if all(char in LABEL_CHARACTERS for char in name[j]) and name[j]:
+                        following[j + 1] = True
+                elif _label_glob_matches(glob, name[j]):
+                    following[j + 1] = True
+            reachable = following
+        return reachable[len(name)]
+
+
 def _fqdn_pattern(text, where, leading_wildcard_any_depth=False):
     """Cilium matchPattern (`*` = one label's characters, `**.` = any subdomains) or, for ANP, `*.` = any subdomains."""
     name = str(text).strip().lower().rstrip(".")
     if not name:
         raise ValueError(f"{where}: empty name")
     if name == "*":
-        return re.compile(r".+")
+        return FqdnPattern([], match_all=True)
     if leading_wildcard_any_depth:
         if "*" in name[2:] or ("*" in name and not name.startswith("*.")):
             raise ValueError(f"{where}: {text!r} may only start with a '*.' wildcard, e.g. *.example.com")
         name = "**." + name[2:] if name.startswith("*.") else name
-    parts = []
-    for piece in re.split(r"(\*\*\.|\*)", name):
-        if piece == "**.":
-            parts.append(r"(?:[-a-z0-9_]+\.)+")
-        elif piece == "*":
-            parts.append(r"[-a-z0-9_]*")
-        else:
-            parts.append(re.escape(piece))
-    return re.compile("".join(parts))
+    labels = name.split(".")
+    if "" in labels:
+        raise ValueError(f"{where}: {text!r} has an empty label")
+    # A `**` label spans subdomains only in front of another label; a trailing one is a plain glob.
+    return FqdnPattern([None if label == "**" and i < len(labels) - 1 else label for i, label in enumerate(labels)])
 
 
 # ---------------------------------------------------------------- ports

@@ -61,7 +61,7 @@ def _encoded_length(argv: list[str]) -> int:
 
 def batches(checks: list, timeout: int, timeout_mode: str) -> list[list]:
     """Split the runnable checks into groups whose exec argv fits EXEC_URL_BUDGET (one group in the usual case)."""
-    base = _encoded_length(probe_script.probe_argv([], timeout, timeout_mode))
+    base = _encoded_length(probe_script.probe_argv([], timeout, timeout_mode, probe_script.new_nonce()))
     groups, current, size = [], [], base
     for check in checks:
         if check.record is None:
@@ -113,12 +113,13 @@ def _check_entry(check, parsed, raw) -> dict:
 def _run_batches(run, groups: list[list], environment, options) -> dict:
     """check id -> raw result, every batch in its own concurrent exec."""
     exec_timeout = options.timeout + EXEC_OVERHEAD
+    nonce = probe_script.new_nonce()
 
     def one(group):
-        result = run(probe_script.probe_argv(group, options.timeout, environment.timeout_mode), exec_timeout)
+        result = run(probe_script.probe_argv(group, options.timeout, environment.timeout_mode, nonce), exec_timeout)
         if result.exit_code is None and not result.stdout:
             raise KubeError(f"the probe exec failed: {result.error}")
-        return group, probe_script.split_probe_output(result.stdout, len(group))
+        return group, probe_script.split_probe_output(result.stdout, len(group), nonce)
 
     raw = {}
     with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:

@@ -14,21 +14,23 @@ from datetime import UTC, datetime
 KILLED_EXIT_CODES = (124, 137, 143)   # timeout(1) expiry, SIGKILL, SIGTERM: the check ran out of time
 NOT_FOUND_EXIT_CODES = (126, 127)
 
+ASCII_DIGITS = re.compile(r"[0-9]+")
+DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 DNS_STATUS = re.compile(r"status: ([A-Z]+)")
-DIG_ANSWER_A = re.compile(r"^\S+\s+\d+\s+IN\s+A\s+(\S+)\s*$", re.M)
+DIG_ANSWER_A = re.compile(r"^\S+\s+[0-9]{1,9}\s+IN\s+A\s+(\S+)\s*$", re.M)
 NSLOOKUP_CANT_FIND = re.compile(r"server can't find [^:]*: ([A-Z]+)")
-PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
-PING_RTT = re.compile(r"= [\d.]+/([\d.]+)/[\d.]+")
-LOCAL_MTU = re.compile(r"message too long, mtu=(\d+)")
-FRAG_NEEDED = re.compile(r"Frag needed and DF set \(mtu = (\d+)\)")
-CURL_ERROR = re.compile(r"curl: \((\d+)\) (.*)")
+PING_COUNTS = re.compile(r"([0-9]{1,9}) packets transmitted, ([0-9]{1,9}) (?:packets )?received")
+PING_RTT = re.compile(r"= [0-9.]{1,20}/([0-9.]{1,20})/[0-9.]{1,20}")
+LOCAL_MTU = re.compile(r"message too long, mtu=([0-9]{1,9})")
+FRAG_NEEDED = re.compile(r"Frag needed and DF set \(mtu = ([0-9]{1,9})\)")
+CURL_ERROR = re.compile(r"curl: \(([0-9]{1,9})\) (.*)")
 CURL_WRITE_OUT = re.compile(r"^kdw\|(.*)$", re.M)
 CURL_FIELDS = ("http_code", "time_namelookup", "time_connect", "time_appconnect", "time_starttransfer", "time_total", "size_download",
                "ssl_verify_result", "remote_ip")
-HTTP_STATUS_LINE = re.compile(r"HTTP/[\d.]+ (\d{3})")
-WGET_ERROR_STATUS = re.compile(r"ERROR (\d{3})")
-VERIFY_RETURN = re.compile(r"Verify return code: (\d+) \(([^)]*)\)")
-VERIFY_ERROR = re.compile(r"verify error:num=(\d+):(.*)")
+HTTP_STATUS_LINE = re.compile(r"HTTP/[0-9.]{1,20} ([0-9]{3})")
+WGET_ERROR_STATUS = re.compile(r"ERROR ([0-9]{3})")
+VERIFY_RETURN = re.compile(r"Verify return code: ([0-9]{1,9}) \(([^)]*)\)")
+VERIFY_ERROR = re.compile(r"verify error:num=([0-9]{1,9}):(.*)")
 
 # OpenSSL X509_V_ERR codes, grouped as the verdict sees them.
 TLS_EXPIRED_CODES = {9: "certificate is not yet valid", 10: "certificate has expired"}
@@ -57,6 +59,11 @@ NETWORK_PHRASES = (
     ("operation not permitted", "permission"),
     ("permission denied", "permission"),
 )
+
+
+def ascii_int(text, digits: int = 9):
+    """The value of a run of ASCII digits (at most `digits` of them), else None: what the pod prints is never trusted."""
+    return int(text) if isinstance(text, str) and len(text) <= digits and ASCII_DIGITS.fullmatch(text) else None
 
 
 def fact(status: str, error_class=None, summary: str = "", **details) -> dict:
@@ -258,10 +265,8 @@ def parse_udp(exit_code, output: str, params: dict) -> dict:
 
 
 def _float(text: str) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return 0.0
+    """curl's %{time_*}/%{size_*} as a number: plain ASCII decimals only (float() would take "inf" or Arabic digits)."""
+    return float(text) if isinstance(text, str) and DECIMAL.fullmatch(text) else 0.0
 
 
 TLS_PHRASES = (
@@ -299,7 +304,7 @@ def parse_curl(exit_code, output: str, params: dict) -> dict:
     write_out = CURL_WRITE_OUT.search(output)
     values = write_out.group(1).split("|") if write_out else []
     timings = dict(zip(CURL_FIELDS, values + [""] * (len(CURL_FIELDS) - len(values)), strict=True))
-    http_code = int(timings["http_code"]) if timings["http_code"].isdigit() and int(timings["http_code"]) else None
+    http_code = ascii_int(timings["http_code"]) or None
     details = {"url": url, "mode": params.get("mode"), "proxy": params.get("proxy") or params.get("via_proxy"), "http_code": http_code,
                "remote_ip": timings["remote_ip"] or None, "curl_exit": exit_code, "size_download": int(_float(timings["size_download"]))}
     for key in ("time_namelookup", "time_connect", "time_appconnect", "time_starttransfer", "time_total"):
@@ -472,8 +477,8 @@ def parse_resolv_conf(lines, cluster_dns_ip) -> dict:
         elif words[0] == "options":
             options.extend(words[1:])
             for option in words[1:]:
-                if option.startswith("ndots:") and option[6:].isdigit():
-                    ndots = int(option[6:])
+                if option.startswith("ndots:") and ascii_int(option[6:]) is not None:
+                    ndots = ascii_int(option[6:])
     is_cluster = bool(cluster_dns_ip) and bool(nameservers) and nameservers[0] == cluster_dns_ip
     details = {"nameservers": nameservers, "search": search, "ndots": ndots, "options": options, "cluster_dns_ip": cluster_dns_ip,
                "nameserver_is_cluster_dns": is_cluster if cluster_dns_ip else None, "evidence": "\n".join(lines)}

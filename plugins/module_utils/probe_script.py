@@ -18,8 +18,10 @@ Both scripts run under bash, dash and BusyBox ash.
 """
 
 import re
+import secrets
 from dataclasses import dataclass, field
 
+from ansible_collections.kubediag.egress.plugins.module_utils.probe_facts import ascii_int
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import Target, parse_proxy_url
 
 NEWLINE = "\n"
@@ -76,7 +78,7 @@ done
 """
 
 PROBE_SCRIPT = r"""
-T=$1 TM=$2; shift 2
+T=$1 TM=$2 N=$3; shift 3
 W='kdw|%{http_code}|%{time_namelookup}|%{time_connect}|%{time_appconnect}|%{time_starttransfer}|%{time_total}|%{size_download}|%{ssl_verify_result}|%{remote_ip}\n'
 now() { IFS=' .' read -r s c _ 2>/dev/null < /proc/uptime && echo $((s*1000+1${c}0-1000)) || echo 0; }
 to() {
@@ -140,8 +142,8 @@ ck_tls() {
   return $rc
 }
 emit() {
-  if [ -n "$4" ]; then printf '%s\n' "$4" | while IFS= read -r l || [ -n "$l" ]; do printf '%s o %s\n' "$1" "$l"; done; fi
-  printf '%s x %s %s\n' "$1" "$2" "$3"
+  if [ -n "$4" ]; then printf '%s\n' "$4" | while IFS= read -r l || [ -n "$l" ]; do printf '%s %s o %s\n' "$N" "$1" "$l"; done; fi
+  printf '%s %s x %s %s\n' "$N" "$1" "$2" "$3"
 }
 i=0
 set -f
@@ -169,7 +171,9 @@ UDP_PAYLOADS = {123: ("ntp", "\\033" + "\\000" * 47), 53: ("dns", "\\153\\144\\0
 UDP_TEXT_PAYLOAD = ("text", "kubediag-probe\\n")
 DEFAULT_MTU_SIZES = (1500, 1472, 1450, 1400, 1350, 1280, 1000, 576)
 IP_AND_ICMP_HEADERS = 28
-LINE = re.compile(r"^(\d+) ([ox]) ?(.*)$")
+NONCE_BYTES = 8
+# <nonce> <index> o <text> | <nonce> <index> x <exit code> <duration ms>: ASCII digits, capped, nothing else.
+LINE = re.compile(r"([0-9a-f]{16}) ([0-9]{1,4}) (?:o ?(.*)|x (-?[0-9]{1,3}) ([0-9]{1,9}))", re.S)
 
 
 def minify(script: str) -> str:
@@ -221,7 +225,7 @@ def parse_detection(stdout: str) -> Environment:
     found = Environment()
     resolv, hosts = [], []
     missing = set()
-    for line in stdout.splitlines():
+    for line in stdout.split(NEWLINE):   # the script frames on \n; a \r or U+2028 in resolv.conf is not a new record
         key, _sep, rest = line.partition(" ")
         if key == "tool":
             parts = rest.split(" ", 2)
@@ -242,11 +246,11 @@ def parse_detection(stdout: str) -> Environment:
             found.env[name] = value
         elif key == "ca":
             count, _sep, path = rest.partition(" ")
-            found.ca_bundles.append({"path": path, "certificates": int(count) if count.isdigit() else 0})
+            found.ca_bundles.append({"path": path, "certificates": ascii_int(count) or 0})
         elif key == "mtu":
             iface, _sep, value = rest.partition(" ")
-            if value.strip().isdigit():
-                found.interface_mtu[iface] = int(value)
+            if ascii_int(value.strip(), 6) is not None:
+                found.interface_mtu[iface] = ascii_int(value.strip(), 6)
     found.resolv_conf = None if "resolv" in missing else resolv
     found.hosts = None if "hosts" in missing else hosts
     if found.timeout_mode == "none" and found.has("sleep"):
@@ -478,9 +482,14 @@ def _egress_ip_check(echo: Target, env: Environment) -> Check:
     return _skip(check_id, "egress_ip", echo.url, "needs curl or wget in the container", url=echo.url)
 
 
-def probe_argv(checks: list[Check], timeout: int, timeout_mode: str) -> list[str]:
-    """`sh -c SCRIPT kdprobe TIMEOUT MODE <records...>` for the checks that run (in their order)."""
-    args = ["sh", "-c", minify(PROBE_SCRIPT), "kdprobe", str(int(timeout)), timeout_mode]
+def new_nonce() -> str:
+    """A per-run marker for the probe's records: text a remote server puts in a check's output cannot guess it."""
+    return secrets.token_hex(NONCE_BYTES)
+
+
+def probe_argv(checks: list[Check], timeout: int, timeout_mode: str, nonce: str) -> list[str]:
+    """`sh -c SCRIPT kdprobe TIMEOUT MODE NONCE <records...>` for the checks that run (in their order)."""
+    args = ["sh", "-c", minify(PROBE_SCRIPT), "kdprobe", str(int(timeout)), timeout_mode, nonce]
     return args + [encode_record(check.record) for check in checks if check.record is not None]
 
 
@@ -498,20 +507,23 @@ def detect_argv() -> list[str]:
     return ["sh", "-c", minify(DETECT_SCRIPT), "kddetect"]
 
 
-def split_probe_output(stdout: str, count: int) -> list[dict]:
-    """Per check index: {"exit_code", "duration_ms", "output"}; exit_code None when the check never reported."""
+def split_probe_output(stdout: str, count: int, nonce: str) -> list[dict]:
+    """Per check index: {"exit_code", "duration_ms", "output"}; exit_code None when the check never reported.
+
+    Records are split on "\n" only, as the script frames them (str.splitlines would also split on \r, U+2028 and
+    friends inside a check's output), and only lines carrying this run's nonce count.
+    """
     results = [{"exit_code": None, "duration_ms": None, "lines": []} for _unused in range(count)]
-    for line in stdout.splitlines():
-        match = LINE.match(line)
-        if not match:
+    for line in stdout.split(NEWLINE):
+        match = LINE.fullmatch(line)
+        if not match or match.group(1) != nonce:
             continue
-        index, tag, rest = int(match.group(1)), match.group(2), match.group(3)
+        index = int(match.group(2))
         if index >= count:
             continue
-        if tag == "o":
-            results[index]["lines"].append(rest)
+        if match.group(4) is None:
+            results[index]["lines"].append(match.group(3))
         else:
-            code, _sep, duration = rest.partition(" ")
-            results[index]["exit_code"] = int(code) if code.lstrip("-").isdigit() else None
-            results[index]["duration_ms"] = int(duration) if duration.strip().isdigit() else None
+            results[index]["exit_code"] = int(match.group(4))
+            results[index]["duration_ms"] = int(match.group(5))
     return [{"exit_code": r["exit_code"], "duration_ms": r["duration_ms"], "output": NEWLINE.join(r["lines"])} for r in results]

@@ -37,7 +37,7 @@ def test_many_targets_are_spread_over_concurrent_execs_within_the_budget():
     assert len(groups) > 1
     assert sum(len(g) for g in groups) == sum(1 for c in checks if c.record is not None)
     for group in groups:
-        argv = probe_script.probe_argv(group, 5, "gnu")
+        argv = probe_script.probe_argv(group, 5, "gnu", probe_script.new_nonce())
         assert sum(len(quote_plus(a)) + len("&command=") for a in argv) <= pod_probe.EXEC_URL_BUDGET
 
 

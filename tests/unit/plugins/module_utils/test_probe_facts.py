@@ -106,3 +106,17 @@ def test_ca_bundle_and_proxy_env():
 def test_mtu_without_name_resolution_is_a_dns_failure_not_an_error():
     results = [probe_facts.fact("fail", "dns", "DF ping: Temporary failure in name resolution", size=s, mtu=None) for s in (1500, 576)]
     assert probe_facts.summarize_mtu("api.example.test", results, 1500)["error_class"] == "dns"
+
+
+@pytest.mark.parametrize("option", ["ndots:\u00b2", "ndots:\u0665", "ndots:" + "9" * 5000])
+def test_resolv_conf_ndots_with_non_ascii_or_huge_digits_never_crashes(option):
+    fact = probe_facts.parse_resolv_conf(["nameserver 10.96.0.10", f"options {option}"], "10.96.0.10")
+    assert fact["details"]["ndots"] == 1
+
+
+@pytest.mark.parametrize("write_out", ["kdw|200|inf|0|0|0|0|inf|0|1.2.3.4", "kdw|\u0662\u0660\u0660|0|0|0|0|0|\u0665|0|1.2.3.4",
+                                       "kdw|" + "2" * 5000 + "|0|0|0|0|0|" + "9" * 5000 + "|0|1.2.3.4"])
+def test_curl_write_out_with_hostile_numbers_never_crashes(write_out):
+    fact = probe_facts.parse_curl(0, write_out, {"url": "http://x/", "mode": "env"})
+    assert fact["status"] in ("ok", "fail", "error")
+    assert fact["details"]["size_download"] == 0

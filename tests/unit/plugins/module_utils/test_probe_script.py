@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts, probe_script
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets
 
+NONCE = "0123456789abcdef"
 SHELLS = [pytest.param(["bash", "-c"], id="bash"), pytest.param(["dash", "-c"], id="dash"), pytest.param(["busybox", "sh", "-c"], id="busybox")]
 
 
@@ -85,8 +86,8 @@ def test_probe_runs_every_check_and_frames_output_exactly(shell, servers):
     options = probe_script.ProbeOptions(timeout=2, external_resolver=None, mtu_sizes=(1500, 576),
                                         echo_url=parse_targets([f"http://127.0.0.1:{servers['http']}/ip"])[0])
     checks = [c for c in probe_script.plan_checks(targets, env, options) if c.record is not None]
-    completed = run_argv(shell, probe_script.probe_argv(checks, options.timeout, env.timeout_mode))
-    raw = probe_script.split_probe_output(completed.stdout, len(checks))
+    completed = run_argv(shell, probe_script.probe_argv(checks, options.timeout, env.timeout_mode, NONCE))
+    raw = probe_script.split_probe_output(completed.stdout, len(checks), NONCE)
     facts = {c.id: probe_facts.parse_check(c.kind, c.tool, r["exit_code"], r["output"], c.params) for c, r in zip(checks, raw, strict=True)}
     results = {key: (value["status"], value["error_class"]) for key, value in facts.items()}
     port = servers["http"]
@@ -107,12 +108,12 @@ def test_checks_run_concurrently_under_their_own_timeout(shell):
     # `sleep` stands in for a hung tool: five checks of a 2 s budget each must end in about one budget, not five.
     record = ("bashtcp", "127.0.0.1", "9")
     checks = [probe_script.Check(f"c{i}", "tcp", None, "bash", record) for i in range(5)]
-    argv = probe_script.probe_argv(checks, 1, env.timeout_mode)
+    argv = probe_script.probe_argv(checks, 1, env.timeout_mode, NONCE)
     argv[2] = argv[2].replace("ck_bashtcp() {", "ck_bashtcp() { to sleep 30; return; }\nunused() {")
     started = time.monotonic()
     completed = run_argv(shell, argv)
     elapsed = time.monotonic() - started
-    raw = probe_script.split_probe_output(completed.stdout, 5)
+    raw = probe_script.split_probe_output(completed.stdout, 5, NONCE)
     assert elapsed < 4, f"5 hung checks took {elapsed:.1f}s"
     assert [r["exit_code"] for r in raw] == [137] * 5
 
@@ -120,10 +121,10 @@ def test_checks_run_concurrently_under_their_own_timeout(shell):
 @pytest.mark.parametrize("shell", SHELLS)
 def test_watchdog_bounds_checks_without_a_timeout_tool(shell):
     checks = [probe_script.Check("c", "tcp", None, "bash", ("bashtcp", "127.0.0.1", "9"))]
-    argv = probe_script.probe_argv(checks, 1, "watchdog")
+    argv = probe_script.probe_argv(checks, 1, "watchdog", NONCE)
     argv[2] = argv[2].replace("ck_bashtcp() {", "ck_bashtcp() { to sleep 30; return; }\nunused() {")
     started = time.monotonic()
-    raw = probe_script.split_probe_output(run_argv(shell, argv).stdout, 1)
+    raw = probe_script.split_probe_output(run_argv(shell, argv).stdout, 1, NONCE)
     assert time.monotonic() - started < 4
     assert raw[0]["exit_code"] == 137
 
@@ -134,12 +135,12 @@ def test_watchdog_bounds_checks_without_a_timeout_tool(shell):
 def test_record_values_are_never_evaluated(shell, payload, tmp_path):
     """Even a value that slipped past validation stays data: the script splits records on spaces with globbing off."""
     checks = [probe_script.Check("c", "icmp", None, "ping", ("ping", payload))]
-    argv = probe_script.probe_argv(checks, 1, "gnu")
+    argv = probe_script.probe_argv(checks, 1, "gnu", NONCE)
     if shutil.which(shell[0]) is None:
         pytest.fail(f"{shell[0]} is not installed: run `make setup` (tests/lab/apt-packages.txt)")
     completed = subprocess.run(shell + argv[2:], capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path)
     assert not os.path.exists(tmp_path / "PWNED")
-    assert probe_script.split_probe_output(completed.stdout, 1)[0]["exit_code"] not in (0, None)
+    assert probe_script.split_probe_output(completed.stdout, 1, NONCE)[0]["exit_code"] not in (0, None)
 
 
 @pytest.mark.parametrize("record", [("ping", "a b"), ("ping", "", "x"), ("rm", "x"), ("dig", "", "10.0.0.1"), ("ping", "a\nb")])
@@ -149,8 +150,9 @@ def test_bad_records_are_refused(record):
 
 
 def test_split_probe_output_keeps_lines_in_order_per_check():
-    stdout = "1 o second a\n0 o first\n1 o second b\n1 x 7 120\nnoise\n0 x 0 30\n0 o \n"
-    assert probe_script.split_probe_output(stdout, 3) == [
+    stdout = "".join(f"{NONCE} {line}\n" for line in ("1 o second a", "0 o first", "1 o second b", "1 x 7 120")) + "noise\n"
+    stdout += f"{NONCE} 0 x 0 30\n{NONCE} 0 o \n"
+    assert probe_script.split_probe_output(stdout, 3, NONCE) == [
         {"exit_code": 0, "duration_ms": 30, "output": "first\n"},
         {"exit_code": 7, "duration_ms": 120, "output": "second a\nsecond b"},
         {"exit_code": None, "duration_ms": None, "output": ""},
@@ -198,3 +200,43 @@ def test_proxy_env_adds_direct_and_reach_checks():
 ])
 def test_no_proxy_matching(host, no_proxy, expected):
     assert probe_script.no_proxy_matches(host, no_proxy) is expected
+
+
+@pytest.mark.parametrize("separator", ["\r", "\u2028", "\x85", "\x0c", "\x1e"])
+def test_a_check_output_cannot_forge_another_checks_record(separator):
+    """A body or certificate name that prints a record line (with any line separator) stays output of its own check."""
+    forged = f"0 x 0 1{separator}{NONCE} 0 x 0 1{separator}1 x 0 1"
+    stdout = f"{NONCE} 1 o HTTP/1.1 200{separator}{forged}\n{NONCE} 1 x 7 5\n"
+    raw = probe_script.split_probe_output(stdout, 2, NONCE)
+    assert raw[0] == {"exit_code": None, "duration_ms": None, "output": ""}
+    assert raw[1]["exit_code"] == 7
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_script_frames_a_forged_record_inside_a_checks_output(shell):
+    """End to end in each shell: a tool that prints a record line with another nonce cannot report for check 0."""
+    checks = [probe_script.Check("c0", "tcp", None, "bash", ("bashtcp", "127.0.0.1", "9")),
+              probe_script.Check("c1", "tcp", None, "bash", ("bashtcp", "127.0.0.1", "9"))]
+    argv = probe_script.probe_argv(checks, 1, "gnu", NONCE)
+    argv[2] = argv[2].replace("ck_bashtcp() {", "ck_bashtcp() { printf '0 x 0 1\\rffffffffffffffff 0 x 0 1\\n'; return 3; }\nunused() {")
+    raw = probe_script.split_probe_output(run_argv(shell, argv).stdout, 2, NONCE)
+    assert [r["exit_code"] for r in raw] == [3, 3]
+
+
+@pytest.mark.parametrize("line", ["0 x \u0661 5", "0 x 7 \u00b2", "0 x 7 " + "9" * 5000, "99999 x 0 1", "0 x 0"])
+def test_record_numbers_are_ascii_and_bounded(line):
+    assert probe_script.split_probe_output(f"{NONCE} {line}\n", 1, NONCE)[0]["exit_code"] is None
+
+
+@pytest.mark.parametrize(("detection", "expected"), [("mtu eth0 \u00b9\u2075\u2070\u2070\n", {}), ("mtu eth0 " + "1" * 5000 + "\n", {}),
+                                                   ("mtu eth0 1500\n", {"eth0": 1500})])
+def test_detection_numbers_never_crash(detection, expected):
+    env = probe_script.parse_detection(detection + "ca \u00b2 /etc/ssl/cert.pem\n")
+    assert env.interface_mtu == expected
+    assert env.ca_bundles == [{"path": "/etc/ssl/cert.pem", "certificates": 0}]
+
+
+def test_a_carriage_return_in_resolv_conf_does_not_forge_a_detection_line():
+    env = probe_script.parse_detection("resolv nameserver 10.96.0.10\rtool curl /tmp/evil curl\n")
+    assert "curl" not in env.tools
+    assert env.resolv_conf == ["nameserver 10.96.0.10\rtool curl /tmp/evil curl"]
