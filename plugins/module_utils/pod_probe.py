@@ -23,7 +23,8 @@ from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
     validate_timeout,
 )
 
-DEFAULT_DEBUG_IMAGE = "nicolaka/netshoot"
+# A tag, never "latest": the same run gets the same tools; docs/pod_probe.md shows how to pin a digest.
+DEFAULT_DEBUG_IMAGE = "nicolaka/netshoot:v0.13"
 DEFAULT_EXTERNAL_RESOLVER = "8.8.8.8"
 EVIDENCE_LIMIT = 4000
 # The exec command travels in the request URL; API servers and proxies in front of them commonly cap a request line
@@ -33,6 +34,8 @@ DETECT_TIMEOUT = 20.0
 EXEC_OVERHEAD = 15.0
 NO_SHELL_MARKERS = ("executable file not found", "no such file or directory", "not found in $path")
 MANAGED_BY = "kubediag.egress"
+# Every object one probe_pod run creates carries its run id, so an ambiguous create can be found and undone.
+RUN_ID_LABEL = "kubediag.egress/run-id"
 STATUS_ORDER = ("error", "fail", "ok", "skipped")
 
 
@@ -258,44 +261,79 @@ def _wait_for(predicate, what: str, timeout: float, interval: float = 0.2):
         time.sleep(interval)
 
 
-def add_debug_container(client, pod, target_container: str, image: str, lifetime: int, start_timeout: float = 60.0) -> str:
+def _clear_refusal(error: KubeError) -> bool:
+    """A 4xx answer means the API server refused the write; anything else (a dropped connection, a 5xx, a timeout) leaves
+    it unknown whether the object was created."""
+    return error.status is not None and 400 <= error.status < 500
+
+
+def add_debug_container(client, pod, target_container: str, image: str, lifetime: int, run_id: str, share_processes: bool = False,
+                        start_timeout: float = 60.0) -> str:
     """An ephemeral container in the pod's network namespace. Kubernetes cannot remove one, so it runs `sleep lifetime`
-    and exits by itself once the probe is done."""
+    and exits by itself once the probe is done. Only with share_processes does it also join the target container's
+    process namespace (targetContainerName), which the network checks do not need."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-    debug_name = f"kdprobe-{secrets.token_hex(3)}"
-    spec = {"name": debug_name, "image": image, "command": ["sleep", str(lifetime)], "targetContainerName": target_container,
-            "stdin": False, "tty": False}
-    # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are.
-    client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
-                   what=f"ephemeral debug container in pod {namespace}/{name} (RBAC: patch pods/ephemeralcontainers)",
-                   body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json")
+    debug_name = f"kdprobe-{run_id}"
+    spec = {"name": debug_name, "image": image, "command": ["sleep", str(lifetime)], "stdin": False, "tty": False}
+    if share_processes:
+        spec["targetContainerName"] = target_container
+    what = f"ephemeral debug container {debug_name} in pod {namespace}/{name}"
+
+    def statuses():
+        current = client.request("GET", api_path("v1", "pods", namespace, name), what=f"pod {namespace}/{name}")
+        found = [s for s in (current.get("status") or {}).get("ephemeralContainerStatuses") or [] if s.get("name") == debug_name]
+        declared = any(c.get("name") == debug_name for c in (current.get("spec") or {}).get("ephemeralContainers") or [])
+        return declared, found
+
+    try:
+        # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are.
+        client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
+                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)",
+                       body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json")
+    except KubeError as error:
+        # An ambiguous failure: the container may have been added (and cannot be removed); use it if it was.
+        if _clear_refusal(error) or not statuses()[0]:
+            raise
 
     def running():
-        current = client.request("GET", api_path("v1", "pods", namespace, name), what=f"pod {namespace}/{name}")
-        statuses = (current.get("status") or {}).get("ephemeralContainerStatuses") or []
-        return any(s.get("name") == debug_name and (s.get("state") or {}).get("running") is not None for s in statuses)
+        _declared, found = statuses()
+        state = (found[0].get("state") or {}) if found else {}
+        if state.get("terminated") is not None:
+            ended = state["terminated"]
+            raise KubeError(f"{what} ({image}) ended before the probe could run (exit {ended.get('exitCode')}, "
+                            f"{ended.get('reason') or 'no reason given'}{': ' + ended['message'] if ended.get('message') else ''}); "
+                            "check the image has `sleep` and can run in this pod.")
+        return state.get("running") is not None
 
-    _wait_for(running, f"ephemeral debug container {debug_name} ({image}) in pod {namespace}/{name}", start_timeout)
+    _wait_for(running, f"{what} ({image})", start_timeout)
     return debug_name
 
 
-def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int) -> dict:
+def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int, run_id: str) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"generateName": "kdprobe-node-", "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "node-probe"}},
-        "spec": {"nodeName": node, "hostNetwork": True, "dnsPolicy": "Default", "restartPolicy": "Never",
+                     "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "node-probe",
+                                RUN_ID_LABEL: run_id}},
+        # activeDeadlineSeconds: the kubelet stops the pod by itself even when the controller dies before deleting it.
+        "spec": {"nodeName": node, "hostNetwork": True, "dnsPolicy": "Default", "restartPolicy": "Never", "activeDeadlineSeconds": lifetime,
                  "terminationGracePeriodSeconds": 0, "tolerations": [{"operator": "Exists"}], "automountServiceAccountToken": False,
                  "containers": [{"name": "probe", "image": image, "command": ["sleep", str(lifetime)]}]},
     }
 
 
-def probe_node(client, node: str, namespace: str, image: str, targets: list, options, start_timeout: float = 60.0) -> dict:
+def probe_node(client, node: str, namespace: str, image: str, targets: list, options, run_id: str, start_timeout: float = 60.0) -> dict:
     """The same checks from the node: a hostNetwork pod pinned to it, deleted afterwards whatever happens."""
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
-    manifest = node_debug_pod_manifest(node, namespace, image, lifetime)
-    created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
-                             what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+    manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
+    try:
+        created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
+                                 what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+    except KubeError as error:
+        if _clear_refusal(error):
+            raise
+        _delete_run_pods(client, namespace, run_id, lifetime, error)
+        raise
     name = created["metadata"]["name"]
     try:
         def running():
@@ -308,9 +346,28 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
         _wait_for(running, f"node debug pod {namespace}/{name} on node {node}", start_timeout)
         facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
         facts["runner"] = {"mode": "node_debug_pod", "node": node, "pod": f"{namespace}/{name}", "image": image}
-        return facts
-    finally:
-        delete_pod_quietly(client, namespace, name)
+    except Exception as error:
+        _delete_run_pods(client, namespace, run_id, lifetime, error)
+        raise
+    _delete_run_pods(client, namespace, run_id, lifetime, None)
+    return facts
+
+
+def _delete_run_pods(client, namespace: str, run_id: str, lifetime: int, original) -> None:
+    """Delete every pod of this run (found by its label: a create whose answer was lost is found too). A cleanup failure
+    is reported with the original error, never instead of it."""
+    try:
+        listed = client.request("GET", api_path("v1", "pods", namespace), what=f"node debug pods of run {run_id} in namespace {namespace}",
+                                query={"labelSelector": f"{RUN_ID_LABEL}={run_id}"})
+        for item in listed.get("items") or []:
+            delete_pod_quietly(client, namespace, item["metadata"]["name"])
+    except KubeError as cleanup_error:
+        leftover = (f"could not delete the node debug pods labelled {RUN_ID_LABEL}={run_id} in namespace {namespace} ({cleanup_error}); "
+                    f"they stop by themselves within {lifetime}s (activeDeadlineSeconds); delete them with "
+                    f"kubectl delete pods -n {namespace} -l {RUN_ID_LABEL}={run_id}")
+        if original is None:
+            raise KubeError(leftover, status=cleanup_error.status) from cleanup_error
+        raise KubeError(f"{original}; and then {leftover}", status=getattr(original, "status", None)) from original
 
 
 def delete_pod_quietly(client, namespace: str, name: str) -> None:
@@ -322,9 +379,11 @@ def delete_pod_quietly(client, namespace: str, name: str) -> None:
 
 
 def probe_pod(client, namespace: str, pod_name: str, targets_option, container=None, options=None, debug_container=False,
-              debug_image=DEFAULT_DEBUG_IMAGE, node_probe=False, check_mode=False) -> dict:
-    """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked."""
+              debug_image=DEFAULT_DEBUG_IMAGE, node_probe=False, check_mode=False, debug_share_processes=False) -> dict:
+    """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked.
+    `changed` is true when an ephemeral container was added (Kubernetes cannot remove it)."""
     targets = parse_targets(targets_option)
+    run_id = secrets.token_hex(4)
     options = options or build_options()
     started = time.monotonic()
     pod = read_pod(client, namespace, pod_name)
@@ -339,18 +398,21 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
     with ThreadPoolExecutor(max_workers=1) as pool:
         node_future = None
         if node_probe and node and not check_mode:
-            node_future = pool.submit(probe_node, client, node, namespace, debug_image, targets, options)
+            node_future = pool.submit(probe_node, client, node, namespace, debug_image, targets, options, run_id)
         elif node_probe:
             notes.append("node probe skipped: " + ("check mode creates no debug pod" if check_mode else "the pod is not scheduled on a node"))
-        result = _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes)
+        result = _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes, run_id,
+                                   debug_share_processes)
         result["node"] = node_future.result() if node_future is not None else None
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
                        "ip": (pod.get("status") or {}).get("podIP")},
-                  notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns)
+                  notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns,
+                  changed=result["runner"]["mode"] == "ephemeral_container")
     return result
 
 
-def _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes) -> dict:
+def _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes, run_id,
+                      share_processes) -> dict:
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     try:
         facts = probe(_exec_runner(client, namespace, name, container), targets, options)
@@ -369,7 +431,7 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
         return {"probed": False, "not_probed_reason": f"{reason}. {what_to_do}.", "runner": {"mode": "none", "container": container},
                 "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + 60)
-    debug_name = add_debug_container(client, pod, container, debug_image, lifetime)
+    debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)
     facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
     facts["runner"] = {"mode": "ephemeral_container", "container": debug_name, "target_container": container, "image": debug_image}
     facts["probed"] = True

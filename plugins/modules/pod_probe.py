@@ -88,13 +88,19 @@ options:
     description:
       - When the container has no shell, add an ephemeral debug container (O(debug_image)) that shares the pod's network
         namespace and probe from it. Kubernetes cannot remove an ephemeral container; it runs C(sleep) and exits by itself.
-      - Needs RBAC C(patch) on C(pods/ephemeralcontainers). Never done in check mode.
+      - Needs RBAC C(patch) on C(pods/ephemeralcontainers). Never done in check mode. The module then reports C(changed=true).
+    type: bool
+    default: false
+  debug_share_processes:
+    description:
+      - Also share the target container's process namespace with the ephemeral debug container (C(targetContainerName),
+        C(kubectl debug --target)). The checks need only the network namespace, so this is off unless asked.
     type: bool
     default: false
   debug_image:
     description: Image of the ephemeral debug container and of the node debug pod; point it at a private registry mirror if needed.
     type: str
-    default: nicolaka/netshoot
+    default: nicolaka/netshoot:v0.13
   node_probe:
     description:
       - Also run the checks from the pod's node, in a hostNetwork pod pinned to it (in O(namespace)), deleted afterwards, also
@@ -102,8 +108,8 @@ options:
     type: bool
     default: false
 notes:
-  - The module only reads; it reports C(changed=false). The only writes it may make are the debug container and node pod,
-    only when allowed, and the node pod is always deleted.
+  - The only writes it may make are the ephemeral debug container and the node debug pod, only when allowed. The node pod
+    is always deleted (and has C(activeDeadlineSeconds)); the ephemeral container cannot be removed, so adding it reports C(changed=true).
 extends_documentation_fragment:
   - kubediag.egress.k8s_auth
   - kubediag.egress.info_attributes
@@ -142,6 +148,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: True when an ephemeral debug container was added to the pod (Kubernetes cannot remove it), else false.
+  returned: always
+  type: bool
+  sample: false
 probed:
   description: Whether the checks ran. False when the container has no shell and no debug container was allowed.
   returned: always
@@ -279,6 +290,7 @@ ARGUMENT_SPEC = {
     "test_proxy": {"type": "str"},
     "mtu_sizes": {"type": "list", "elements": "int", "default": list(DEFAULT_MTU_SIZES)},
     "debug_container": {"type": "bool", "default": False},
+    "debug_share_processes": {"type": "bool", "default": False},
     "debug_image": {"type": "str", "default": DEFAULT_DEBUG_IMAGE},
     "node_probe": {"type": "bool", "default": False},
 }
@@ -296,10 +308,11 @@ def main():
                                 cluster_domain=params["cluster_domain"])
         result = probe_pod(module.client, params["namespace"], params["pod"], params["targets"], container=params["container"],
                            options=options, debug_container=params["debug_container"], debug_image=params["debug_image"],
-                           node_probe=params["node_probe"], check_mode=module.check_mode)
+                           node_probe=params["node_probe"], check_mode=module.check_mode,
+                           debug_share_processes=params["debug_share_processes"])
         if not result["probed"]:
             module.module.warn(result["not_probed_reason"])
-        module.exit_json(changed=False, **result)
+        module.exit_json(**result)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from_exception(exc, changed=False)

@@ -58,6 +58,8 @@ def test_healthy_distroless_needs_the_ephemeral_container(labs):
     assert "executable file not found" in refused["not_probed_reason"]
     facts = probe(lab, "shop/static", debug_container=True)
     assert facts["probed"] and facts["runner"]["mode"] == "ephemeral_container"
+    # Only the pod's network namespace is joined; adding the container cannot be undone, so it is a change.
+    assert (refused["changed"], facts["changed"]) == (False, True)
     assert facts["summary"]["fail"] == 0 and facts["summary"]["ok"] >= 8
 
 

@@ -1,12 +1,13 @@
 """pod_probe.probe() end to end on this host (the exec transport is a local subprocess), batching, and the no-shell path."""
 
 import subprocess
+import time
 from urllib.parse import quote_plus
 
 import pytest
 
 from ansible_collections.kubediag.egress.plugins.module_utils import pod_probe, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import TargetError, parse_targets
 
 
@@ -62,8 +63,119 @@ def test_options_are_validated(option, value, message):
 
 
 def test_node_debug_pod_is_pinned_host_network_and_short_lived():
-    manifest = pod_probe.node_debug_pod_manifest("node-1", "shop", "nicolaka/netshoot", 120)
+    manifest = pod_probe.node_debug_pod_manifest("node-1", "shop", "nicolaka/netshoot", 120, "run1")
     spec = manifest["spec"]
     assert spec["nodeName"] == "node-1" and spec["hostNetwork"] is True and spec["restartPolicy"] == "Never"
     assert spec["containers"][0]["command"] == ["sleep", "120"]
     assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubediag.egress"
+
+
+# --- debug pod and ephemeral container lifecycle, against a fake API client that records every write -----------------
+
+class FakeApi:
+    """Pods of one namespace; `fail` maps (method, path suffix) to the KubeError to raise, `after` whether the write
+    happened before it (an answer lost on the way back)."""
+
+    def __init__(self, fail=None, after=False, ephemeral_state=None):
+        self.pods, self.writes, self.fail, self.after = {}, [], fail or {}, after
+        self.ephemeral_state = ephemeral_state or {"running": {}}
+        self.pods["web"] = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"ephemeralContainers": []}, "status": {}}
+
+    def request(self, method, path, what="", query=None, body=None, content_type=None):
+        failure = next((error for (m, suffix), error in self.fail.items() if m == method and path.endswith(suffix)), None)
+        if failure is not None and not self.after:
+            raise failure
+        answer = self._serve(method, path, query, body)
+        if failure is not None:
+            raise failure
+        return answer
+
+    def _serve(self, method, path, query, body):
+        parts = path.split("/")
+        if method == "POST":
+            name = body["metadata"]["generateName"] + str(len(self.writes))
+            self.pods[name] = {**body, "metadata": {**body["metadata"], "name": name}, "status": {"phase": "Running"}}
+            self.writes.append(("POST", name))
+            return self.pods[name]
+        if method == "DELETE":
+            self.writes.append(("DELETE", parts[-1]))
+            self.pods.pop(parts[-1])
+            return {}
+        if method == "PATCH":
+            spec = body["spec"]["ephemeralContainers"][0]
+            self.writes.append(("PATCH", spec))
+            pod = self.pods["web"]
+            pod["spec"]["ephemeralContainers"].append(spec)
+            pod["status"]["ephemeralContainerStatuses"] = [{"name": spec["name"], "state": self.ephemeral_state}]
+            return pod
+        if parts[-1] == "pods":
+            key, value = query["labelSelector"].split("=")
+            return {"items": [p for p in self.pods.values() if (p["metadata"].get("labels") or {}).get(key) == value]}
+        return self.pods[parts[-1]]
+
+
+def node_pods(api):
+    return [name for name, pod in api.pods.items() if pod["spec"].get("hostNetwork")]
+
+
+OPTIONS = pod_probe.build_options(timeout=1)
+
+
+@pytest.mark.parametrize("failure", [KubeError("connection dropped"), KubeError("HTTP 504 Gateway Timeout", status=504)])
+def test_an_ambiguous_create_is_found_by_its_run_label_and_deleted(failure):
+    api = FakeApi(fail={("POST", "/pods"): failure}, after=True)
+    with pytest.raises(KubeError, match=str(failure)):
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    assert node_pods(api) == [] and [w[0] for w in api.writes] == ["POST", "DELETE"]
+
+
+def test_a_clear_refusal_of_the_create_deletes_nothing():
+    api = FakeApi(fail={("POST", "/pods"): KubeError("forbidden", status=403)})
+    with pytest.raises(KubeError, match="forbidden"):
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    assert api.writes == []
+
+
+def test_a_failing_cleanup_does_not_hide_the_original_error(monkeypatch):
+    api = FakeApi(fail={("DELETE", "/kdprobe-node-0"): KubeError("HTTP 500 etcd unavailable", status=500)})
+    monkeypatch.setattr(pod_probe, "probe", lambda *args: (_ for _ in ()).throw(KubeError("the exec that looks for tools failed")))
+    with pytest.raises(KubeError) as raised:
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    message = str(raised.value)
+    assert "the exec that looks for tools failed" in message and "etcd unavailable" in message
+    assert "kubectl delete pods -n shop -l kubediag.egress/run-id=run1" in message
+
+
+def test_the_node_debug_pod_carries_its_run_id_and_a_deadline():
+    manifest = pod_probe.node_debug_pod_manifest("node-1", "shop", "img", 120, "run1")
+    assert manifest["metadata"]["labels"]["kubediag.egress/run-id"] == "run1"
+    assert manifest["spec"]["activeDeadlineSeconds"] == 120
+
+
+def test_an_ephemeral_container_that_terminated_is_reported_at_once():
+    api = FakeApi(ephemeral_state={"terminated": {"exitCode": 127, "reason": "Error", "message": "sleep: not found"}})
+    started = time.monotonic()
+    with pytest.raises(KubeError, match=r"ended before the probe could run \(exit 127, Error: sleep: not found\)"):
+        pod_probe.add_debug_container(api, api.pods["web"], "app", "img", 60, "run1", start_timeout=30)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("share, expected", [(False, None), (True, "app")])
+def test_the_ephemeral_container_shares_processes_only_when_asked(share, expected):
+    api = FakeApi()
+    name = pod_probe.add_debug_container(api, api.pods["web"], "app", "img", 60, "run1", share_processes=share)
+    spec = api.writes[0][1]
+    assert name == "kdprobe-run1" and spec.get("targetContainerName") == expected
+
+
+def test_an_ephemeral_container_added_despite_a_lost_answer_is_used():
+    api = FakeApi(fail={("PATCH", "/ephemeralcontainers"): KubeError("connection dropped")}, after=True)
+    assert pod_probe.add_debug_container(api, api.pods["web"], "app", "img", 60, "run1") == "kdprobe-run1"
+    refused = FakeApi(fail={("PATCH", "/ephemeralcontainers"): KubeError("connection dropped")})
+    with pytest.raises(KubeError, match="connection dropped"):
+        pod_probe.add_debug_container(refused, refused.pods["web"], "app", "img", 60, "run1")
+
+
+def test_the_default_debug_image_is_pinned_to_a_tag():
+    name, _sep, tag = pod_probe.DEFAULT_DEBUG_IMAGE.rpartition(":")
+    assert name and "/" not in tag and tag not in ("", "latest")
