@@ -34,6 +34,9 @@ options:
     choices: [json, markdown, html, junit]
     default: [json, markdown, html, junit]
 attributes:
+  action:
+    description: Runs on the controller as an action plugin (no module round trip); this file holds its documentation.
+    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
@@ -88,70 +91,3 @@ summary_lines:
   elements: str
   sample: ["FAIL lab shop/web -> https://api.example.test/health: dns.upstream_forwarding"]
 """
-
-import os  # noqa: E402 - imports follow the documentation
-import tempfile  # noqa: E402
-
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-from ansible_collections.kubediag.egress.plugins.module_utils.report import RENDERERS, ReportError, build_report, render_all, summary_lines  # noqa: E402
-
-ARGUMENT_SPEC = {
-    "report_dir": {"type": "path", "required": True},
-    "hosts": {"type": "list", "elements": "dict", "required": True},
-    "formats": {"type": "list", "elements": "str", "choices": list(RENDERERS), "default": list(RENDERERS)},
-}
-
-
-def _current(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def _write(module, path, content):
-    directory = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".egress-report-")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(content)
-    os.chmod(temporary, 0o644)
-    module.atomic_move(temporary, path)
-
-
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    report_dir = module.params["report_dir"]
-    try:
-        report = build_report(module.params["hosts"])
-        contents = render_all(report, module.params["formats"])
-    except ReportError as exc:
-        module.fail_json(msg=f"cannot build the report: {exc}")
-    if os.path.exists(report_dir) and not os.path.isdir(report_dir):
-        module.fail_json(msg=f"report_dir {report_dir} exists and is not a directory: choose another path")
-    files = {fmt: os.path.join(report_dir, RENDERERS[fmt][0]) for fmt in module.params["formats"]}
-    changed_files, diffs = [], []
-    for path in files.values():
-        before, after = _current(path), contents[os.path.basename(path)]
-        if before == after:
-            continue
-        changed_files.append(path)
-        if module._diff:
-            diffs.append({"before_header": path, "after_header": path, "before": before or "", "after": after})
-    if changed_files and not module.check_mode:
-        try:
-            os.makedirs(report_dir, exist_ok=True)
-            for path in changed_files:
-                _write(module, path, contents[os.path.basename(path)])
-        except OSError as exc:
-            module.fail_json(msg=f"cannot write the report into {report_dir}: {exc.strerror or exc}; check the path and its permissions")
-    result = {"changed": bool(changed_files), "report": report, "files": files, "changed_files": changed_files,
-              "summary_lines": summary_lines(report)}
-    if module._diff:
-        result["diff"] = diffs
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()

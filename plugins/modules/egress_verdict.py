@@ -46,6 +46,9 @@ options:
     elements: dict
     default: []
 attributes:
+  action:
+    description: Runs on the controller as an action plugin (no module round trip); this file holds its documentation.
+    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
@@ -101,32 +104,9 @@ healthy:
   returned: always
   type: bool
   sample: false
+facts:
+  description: The facts the verdict was drawn from (its options), without Ansible's C(invocation) records, for saving.
+  returned: always
+  type: dict
+  sample: {"pod_probes": [], "netpol": [], "coredns": null, "cluster_network": null, "mesh": [], "pods": []}
 """
-
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402 - imports follow the documentation
-
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, VerdictError, evaluate_cluster  # noqa: E402
-
-ARGUMENT_SPEC = {
-    "pod_probes": {"type": "list", "elements": "dict", "required": True},
-    "netpol": {"type": "list", "elements": "dict", "default": []},
-    "coredns": {"type": "dict"},
-    "cluster_network": {"type": "dict"},
-    "mesh": {"type": "list", "elements": "dict", "default": []},
-    "pods": {"type": "list", "elements": "dict", "default": []},
-}
-
-
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        verdicts = evaluate_cluster(dict(module.params))
-    except VerdictError as exc:
-        module.fail_json(msg=f"cannot conclude: {exc}")
-    causes = {cause for verdict in verdicts for cause in verdict["root_causes"]}
-    ordered = [cause for cause in (*FIX_ORDER, "healthy") if cause in causes]
-    module.exit_json(changed=False, pods=verdicts, root_causes=ordered, healthy=all(v["healthy"] for v in verdicts))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,36 @@
+# Copyright: (c) 2026, kubediag.egress contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kubediag.egress.egress_verdict runs on the controller: the verdict is a pure function of the facts (no module round trip)."""
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import strip_invocations
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, VerdictError, evaluate_cluster
+
+ARGUMENT_SPEC = {
+    "pod_probes": {"type": "list", "elements": "dict", "required": True},
+    "netpol": {"type": "list", "elements": "dict", "default": []},
+    "coredns": {"type": "dict"},
+    "cluster_network": {"type": "dict"},
+    "mesh": {"type": "list", "elements": "dict", "default": []},
+    "pods": {"type": "list", "elements": "dict", "default": []},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        facts = strip_invocations(dict(args))
+        try:
+            verdicts = evaluate_cluster(facts)
+        except VerdictError as exc:
+            raise AnsibleActionFail(f"cannot conclude: {exc}") from None
+        causes = {cause for verdict in verdicts for cause in verdict["root_causes"]}
+        result.update(changed=False, pods=verdicts, root_causes=[c for c in (*FIX_ORDER, "healthy") if c in causes],
+                      healthy=all(v["healthy"] for v in verdicts), facts=facts)
+        return result

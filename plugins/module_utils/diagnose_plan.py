@@ -1,0 +1,72 @@
+"""Which cluster reads a diagnosis needs, and with which arguments, from the pod_probe results (no I/O).
+
+The diagnose role used to compute this in Jinja; here it is plain Python the controller runs in an action plugin, so it is
+unit-tested and costs no module round trip. ``plan_cluster_reads(probes)`` returns:
+
+- ``needed``: a pod could not be probed or some check failed or errored; the cluster-side analysers only matter then.
+- ``cluster_network_destination``: the first address any pod's DNS check resolved (cluster_network_info asks the node's
+  route table about it), or None.
+- ``netpol``: one ``{namespace, pod, destinations}`` per probed pod, destinations as netpol_egress_info takes them
+  (the target's IP, or the addresses the pod resolved for its name; a target with neither is left out).
+- ``mesh``: one ``{namespace, pod, host, port}`` per pod and target, for mesh_egress_info.
+"""
+
+
+class PlanError(ValueError):
+    """The probe results are not shaped as pod_probe returns them; str() names the part."""
+
+
+FAILED = ("fail", "error")
+
+
+def _resolved(checks, name=None):
+    addresses = []
+    for check in checks:
+        if check.get("kind") != "dns" or check.get("status") != "ok":
+            continue
+        if name is not None and (check.get("params") or {}).get("name") != name:
+            continue
+        for address in (check.get("details") or {}).get("addresses") or []:
+            if address not in addresses:
+                addresses.append(address)
+    return addresses
+
+
+def _probe_parts(probe, index):
+    if not isinstance(probe, dict):
+        raise PlanError(f"pod_probes[{index}] is a {type(probe).__name__}, not a pod_probe result")
+    pod, targets, checks = probe.get("pod") or {}, probe.get("targets") or [], probe.get("checks") or []
+    if not isinstance(pod, dict) or not isinstance(targets, list) or not isinstance(checks, list):
+        raise PlanError(f"pod_probes[{index}] lacks pod/targets/checks as pod_probe returns them")
+    return pod, [t for t in targets if isinstance(t, dict)], [c for c in checks if isinstance(c, dict)]
+
+
+def plan_cluster_reads(probes):
+    if not isinstance(probes, list):
+        raise PlanError("pod_probes must be the list of registered pod_probe results")
+    probes = [p for p in probes if not (isinstance(p, dict) and p.get("skipped"))]
+    needed, destination, netpol, mesh = False, None, [], []
+    for index, probe in enumerate(probes):
+        pod, targets, checks = _probe_parts(probe, index)
+        if not probe.get("probed") or any(t.get("status") in FAILED for t in targets):
+            needed = True
+        if destination is None:
+            destination = next(iter(_resolved(checks)), None)
+        destinations = []
+        for target in targets:
+            ips = [target["host"]] if target.get("host_is_ip") else _resolved(checks, target.get("host"))
+            if ips:
+                destinations.append({"to": target.get("host"), "ips": ips, "port": target.get("port"),
+                                     "protocol": str(target.get("protocol") or "tcp").upper()})
+            mesh.append({"namespace": pod.get("namespace"), "pod": pod.get("name"), "host": target.get("host"), "port": target.get("port")})
+        netpol.append({"namespace": pod.get("namespace"), "pod": pod.get("name"), "destinations": destinations})
+    return {"needed": needed, "cluster_network_destination": destination, "netpol": netpol, "mesh": mesh}
+
+
+def strip_invocations(value):
+    """A copy of registered results without Ansible's ``invocation`` keys (the module arguments: kubeconfig content, tokens)."""
+    if isinstance(value, dict):
+        return {k: strip_invocations(v) for k, v in value.items() if k != "invocation"}
+    if isinstance(value, list):
+        return [strip_invocations(v) for v in value]
+    return value

@@ -1,0 +1,62 @@
+"""plan_cluster_reads: the decisions the diagnose role used to make in Jinja."""
+
+import pytest
+
+from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import PlanError, plan_cluster_reads, strip_invocations
+
+
+def probe(name, targets, checks=(), probed=True):
+    return {"probed": probed, "pod": {"namespace": "shop", "name": name}, "targets": list(targets), "checks": list(checks)}
+
+
+def dns(name, addresses, status="ok"):
+    return {"kind": "dns", "status": status, "params": {"name": name}, "details": {"addresses": addresses}}
+
+
+API = {"host": "api.example.test", "host_is_ip": False, "port": 443, "protocol": "tcp", "status": "ok"}
+
+
+def test_healthy_pods_need_no_cluster_read():
+    assert plan_cluster_reads([probe("web", [API], [dns("api.example.test", ["203.0.113.10"])])])["needed"] is False
+
+
+@pytest.mark.parametrize("status", ["fail", "error"])
+def test_a_failed_target_needs_the_cluster_reads(status):
+    assert plan_cluster_reads([probe("a", [API]), probe("b", [dict(API, status=status)])])["needed"] is True
+
+
+def test_a_pod_that_could_not_be_probed_needs_the_cluster_reads():
+    assert plan_cluster_reads([probe("web", [], probed=False)])["needed"] is True
+
+
+def test_netpol_destinations_use_the_addresses_the_pod_resolved_for_each_name():
+    ip_target = {"host": "198.51.100.7", "host_is_ip": True, "port": 53, "protocol": "udp", "status": "fail"}
+    unresolved = {"host": "gone.example.test", "host_is_ip": False, "port": 80, "protocol": "tcp", "status": "fail"}
+    checks = [dns("api.example.test", ["203.0.113.10", "203.0.113.11"]), dns("api.example.test", ["203.0.113.10"]),
+              dns("other.example.test", ["192.0.2.1"]), dns("gone.example.test", ["192.0.2.9"], status="fail")]
+    plan = plan_cluster_reads([probe("web", [API, ip_target, unresolved], checks)])
+    assert plan["netpol"] == [{"namespace": "shop", "pod": "web", "destinations": [
+        {"to": "api.example.test", "ips": ["203.0.113.10", "203.0.113.11"], "port": 443, "protocol": "TCP"},
+        {"to": "198.51.100.7", "ips": ["198.51.100.7"], "port": 53, "protocol": "UDP"}]}]
+    assert plan["cluster_network_destination"] == "203.0.113.10"
+
+
+def test_mesh_pairs_cover_every_pod_and_target_and_skipped_results_are_ignored():
+    other = dict(API, host="b.example.test", port=8443)
+    plan = plan_cluster_reads([probe("a", [API, other]), {"skipped": True}, probe("b", [API])])
+    assert [(m["pod"], m["host"], m["port"]) for m in plan["mesh"]] == [
+        ("a", "api.example.test", 443), ("a", "b.example.test", 8443), ("b", "api.example.test", 443)]
+    assert plan["cluster_network_destination"] is None
+
+
+@pytest.mark.parametrize("probes, message", [("x", "must be the list"), (["oops"], r"pod_probes\[0\] is a str"),
+                                             ([{"pod": "web", "targets": [], "checks": []}], r"pod_probes\[0\] lacks")])
+def test_malformed_probe_results_get_a_clear_message(probes, message):
+    with pytest.raises(PlanError, match=message):
+        plan_cluster_reads(probes)
+
+
+def test_strip_invocations_drops_the_module_arguments_at_any_depth():
+    facts = {"pod_probes": [{"invocation": {"module_args": {"api_key": "s3cret"}}, "checks": [{"invocation": {}, "id": "c"}]}]}
+    assert "s3cret" not in repr(strip_invocations(facts))
+    assert strip_invocations(facts) == {"pod_probes": [{"checks": [{"id": "c"}]}]}
