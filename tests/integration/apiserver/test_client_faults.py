@@ -49,15 +49,15 @@ def runs_under(apiserver, set_faults, faults):
 
 
 def test_mixed_faults_change_no_outcome(apiserver, set_faults):
-    expected, outcomes = runs_under(apiserver, set_faults, {"throttle": {"fraction": 0.1, "retry_after": 1},
-                                                             "errors": {"fraction": 0.1, "code": 503}, "drop": {"fraction": 0.05}})
+    faults = {"throttle": {"fraction": 0.1, "retry_after": 1}, "errors": {"fraction": 0.1, "code": 503}, "drop": {"fraction": 0.05}}
+    expected, outcomes = runs_under(apiserver, set_faults, faults)
     assert [outcome for outcome, _seconds in outcomes] == [expected] * RUNS
     assert max(seconds for _outcome, seconds in outcomes) < 4 * TIMEOUT
 
 
 def test_heavy_throttling_fails_at_most_once_and_says_what_was_tried(apiserver, set_faults):
-    expected, outcomes = runs_under(apiserver, set_faults, {"throttle": {"fraction": 0.3, "retry_after": 1},
-                                                             "errors": {"fraction": 0.1, "code": 500}})
+    faults = {"throttle": {"fraction": 0.3, "retry_after": 1}, "errors": {"fraction": 0.1, "code": 500}}
+    expected, outcomes = runs_under(apiserver, set_faults, faults)
     failures = [outcome for outcome, _seconds in outcomes if outcome != expected]
     assert len(failures) <= 1, failures
     for failure in failures:

@@ -138,7 +138,7 @@ def test_a_clear_refusal_of_the_create_deletes_nothing():
 
 def test_a_failing_cleanup_does_not_hide_the_original_error(monkeypatch):
     api = FakeApi(fail={("DELETE", "/kdprobe-node-0"): KubeError("HTTP 500 etcd unavailable", status=500)})
-    monkeypatch.setattr(pod_probe, "probe", lambda *args: (_ for _ in ()).throw(KubeError("the exec that looks for tools failed")))
+    monkeypatch.setattr(pod_probe, "probe", lambda *args: (x for x in ()).throw(KubeError("the exec that looks for tools failed")))
     with pytest.raises(KubeError) as raised:
         pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
     message = str(raised.value)

@@ -228,8 +228,8 @@ def test_record_numbers_are_ascii_and_bounded(line):
     assert probe_script.split_probe_output(f"{NONCE} {line}\n", 1, NONCE)[0]["exit_code"] is None
 
 
-@pytest.mark.parametrize(("detection", "expected"), [("mtu eth0 \u00b9\u2075\u2070\u2070\n", {}), ("mtu eth0 " + "1" * 5000 + "\n", {}),
-                                                   ("mtu eth0 1500\n", {"eth0": 1500})])
+@pytest.mark.parametrize(("detection", "expected"), [
+    ("mtu eth0 \u00b9\u2075\u2070\u2070\n", {}), ("mtu eth0 " + "1" * 5000 + "\n", {}), ("mtu eth0 1500\n", {"eth0": 1500})])
 def test_detection_numbers_never_crash(detection, expected):
     env = probe_script.parse_detection(detection + "ca \u00b2 /etc/ssl/cert.pem\n")
     assert env.interface_mtu == expected
