@@ -106,9 +106,12 @@ def test_everything_times_out_in_about_one_timeout(labs):
     facts = probe(labs.get("node.egress_broken"), targets=["https://api.example.test/health", "tcp://api.example.test:8443",
                                                            "udp://udp-echo.example.test:5353"], timeout=2)
     elapsed = time.monotonic() - started
-    # Concurrency, not a speed target (that is make bench): run one after another, these checks take over 40 s.
+    # Concurrency, not a speed target (that is make bench): run one after another, these checks take over 40 s. At
+    # least the 10 checks that go past cluster DNS time out; the cluster DNS ones race CoreDNS's own upstream timeout
+    # (SERVFAIL or timeout, whichever comes first under load).
     timed_out = [c for c in facts["checks"] if c["error_class"] == "timeout"]
-    assert len(timed_out) * 2 > 20 and elapsed < 12, f"{len(timed_out)} timeouts took {elapsed:.1f}s"
+    assert len(timed_out) >= 10 and elapsed < 12, f"{len(timed_out)} timeouts took {elapsed:.1f}s: " + repr(
+        sorted((c["id"], c["error_class"]) for c in facts["checks"]))
     # only the cluster DNS itself still answers (for cluster names): the node has no way out
     assert [c["id"] for c in facts["checks"] if c["status"] == "ok"] == ["dns.cluster_internal:kubernetes.default.svc.cluster.local"]
     assert by_id(facts, "tcp:api.example.test:8443")["error_class"] == "timeout"
