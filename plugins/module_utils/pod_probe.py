@@ -312,7 +312,8 @@ def add_debug_container(client, pod, target_container: str, image: str, lifetime
 def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int, run_id: str) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": "kdprobe-node-", "namespace": namespace,
+        # A name of its own (not generateName): a create whose answer was lost can be repeated without making a second pod.
+        "metadata": {"name": f"kdprobe-node-{run_id}", "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "node-probe",
                                 RUN_ID_LABEL: run_id}},
         # activeDeadlineSeconds: the kubelet stops the pod by itself even when the controller dies before deleting it.
@@ -327,8 +328,8 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
     try:
-        created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
-                                 what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+        created = client.create(api_path("v1", "pods", namespace), manifest,
+                                what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
     except KubeError as error:
         if _clear_refusal(error):
             raise

@@ -90,11 +90,14 @@ class FakeApi:
             raise failure
         return answer
 
+    def create(self, path, body, what=""):
+        return self.request("POST", path, what=what, body=body)
+
     def _serve(self, method, path, query, body):
         parts = path.split("/")
         if method == "POST":
-            name = body["metadata"]["generateName"] + str(len(self.writes))
-            self.pods[name] = {**body, "metadata": {**body["metadata"], "name": name}, "status": {"phase": "Running"}}
+            name = body["metadata"]["name"]
+            self.pods[name] = {**body, "status": {"phase": "Running"}}
             self.writes.append(("POST", name))
             return self.pods[name]
         if method == "DELETE":
@@ -137,7 +140,7 @@ def test_a_clear_refusal_of_the_create_deletes_nothing():
 
 
 def test_a_failing_cleanup_does_not_hide_the_original_error(monkeypatch):
-    api = FakeApi(fail={("DELETE", "/kdprobe-node-0"): KubeError("HTTP 500 etcd unavailable", status=500)})
+    api = FakeApi(fail={("DELETE", "/kdprobe-node-run1"): KubeError("HTTP 500 etcd unavailable", status=500)})
     monkeypatch.setattr(pod_probe, "probe", lambda *args: (x for x in ()).throw(KubeError("the exec that looks for tools failed")))
     with pytest.raises(KubeError) as raised:
         pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
