@@ -286,10 +286,11 @@ def add_debug_container(client, pod, target_container: str, image: str, lifetime
         return declared, found
 
     try:
-        # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are.
+        # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are,
+        # and a repeat (after a lost answer) merges into the same container instead of adding a second one.
         client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
-                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)",
-                       body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json")
+                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)", body={"spec": {"ephemeralContainers": [spec]}},
+                       content_type="application/strategic-merge-patch+json", repeatable=True)
     except KubeError as error:
         # An ambiguous failure: the container may have been added (and cannot be removed); use it if it was.
         if _clear_refusal(error) or not statuses()[0]:

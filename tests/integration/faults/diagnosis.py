@@ -50,9 +50,10 @@ def set_faults(lab_dir, spec):
 class Diagnosis:
     """One run: stage -> seconds in `stages`, the verdicts in `verdicts`."""
 
-    def __init__(self, kubeconfig, context, pod, targets, timeout, node_probe=True, **probe_options):
+    def __init__(self, kubeconfig, context, pod, targets, timeout, node_probe=True, debug_container=False, **probe_options):
         self.kubeconfig, self.context = kubeconfig, context
         self.pod, self.targets, self.timeout, self.node_probe = pod, targets, timeout, node_probe
+        self.debug_container = debug_container
         self.probe_options = probe_options
         self.stages = {}
         self.verdicts = None
@@ -84,7 +85,8 @@ class Diagnosis:
 
     def probe(self, pod):
         options = build_options(timeout=self.timeout, **self.probe_options)
-        return probe_pod(self.client(), pod["namespace"], pod["name"], self.targets, options=options, node_probe=self.node_probe)
+        return probe_pod(self.client(), pod["namespace"], pod["name"], self.targets, options=options, node_probe=self.node_probe,
+                         debug_container=self.debug_container)
 
     def coredns(self):
         reader = ClusterReader(self.client())
