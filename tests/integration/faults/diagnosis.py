@@ -48,7 +48,7 @@ def set_faults(lab_dir, spec):
 
 
 class Diagnosis:
-    """One run: stage -> seconds in `stages`, the verdicts in `verdicts`."""
+    """One run: module -> seconds of its slowest run in `stages`, the verdicts in `verdicts`."""
 
     def __init__(self, kubeconfig, context, pod, targets, timeout, node_probe=True, debug_container=False, **probe_options):
         self.kubeconfig, self.context = kubeconfig, context
@@ -66,7 +66,7 @@ class Diagnosis:
         try:
             return function(*args)
         finally:
-            self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - started
+            self.stages[name] = max(self.stages.get(name, 0.0), time.monotonic() - started)
 
     def run(self):
         _reference, pods, _notes = self.stage("egress_pods_info", lambda: select_pods(self.client(), self.pod, 10))

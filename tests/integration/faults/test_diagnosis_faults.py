@@ -3,7 +3,7 @@ the verdict) run 20 times under the lab API server's injected faults gives the v
 run within its time budget; under heavy throttling (on the healthy scenario, where the issue measured it) at most one run in
 20 fails, with a KubeError naming the attempts made.
 
-The runs go through module_utils directly (diagnosis.py wires them as the diagnose role does), four at a time as a fleet run
+The runs go through module_utils directly (diagnosis.py wires them as the diagnose role does), ten at a time as a fleet run
 with forks would, so that the 20 runs of each case stay cheap; each run has its own clients, budgets and rate limits.
 """
 
@@ -86,6 +86,7 @@ def test_mixed_faults_change_no_verdict_from_an_ephemeral_container(labs):
 
 def test_heavy_throttling_fails_at_most_once_and_says_what_was_tried(labs):
     expected, outcomes = runs_under(labs("healthy"), HEAVY)
+    assert [ids for _pod, _target, ids in expected] == [("healthy",)]
     failures = [outcome for outcome, _seconds, _stages in outcomes if outcome != expected]
     assert len(failures) <= 1, failures
     for failure in failures:
