@@ -33,7 +33,8 @@ except ImportError as import_error:  # reported by the module wrapper with missi
     ConfigException = WebSocketBadStatusException = WebSocketException = None
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+# Repeating these changes nothing: a DELETE that already happened answers 404, which its callers take as gone.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 MAX_BACKOFF = 5.0  # seconds: the exponential backoff's ceiling
 MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is not waited out in full
 MIB = 1024 * 1024
@@ -48,12 +49,14 @@ EXIT_CODE_STATUS = re.compile(r'"ExitCode".*?"message"\s*:\s*"(\d+)"')
 class KubeError(Exception):
     """A failure worth a sentence to the user: what happened, on which object, what to try.
 
-    status is the API server's HTTP status when there was one (404, 403, ...), else None.
+    status is the API server's HTTP status when there was one (404, 403, ...), else None; attempts how many times the
+    request was sent.
     """
 
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, attempts=1):
         super().__init__(message)
         self.status = status
+        self.attempts = attempts
 
 
 class ApiError(Exception):
@@ -210,9 +213,10 @@ class KubeClient:
     are not used, as importing them builds hundreds of model classes (about 0.5 s per module run).
 
     Every call is bounded: a request by ``timeout`` in total (body included), an exec by its own timeout on every socket
-    operation. Reads (GET) retry every transient failure; other verbs only what surely did not reach the server (429,
-    a refused connection). All retries of one client (one module run) share one time ``budget`` and the ``qps``/``burst``
-    rate limit, so a sick API server makes a run slower, never endless, and a fleet run does not add to its load.
+    operation. Reads (GET), DELETE and ``create`` (a POST of a named object) retry every transient failure; other verbs
+    only what surely did not reach the server (429, a refused connection). All retries of one client (one module run)
+    share one time ``budget`` and the ``qps``/``burst`` rate limit, so a sick API server makes a run slower, never endless,
+    and a fleet run does not add to its load.
     """
 
     def __init__(self, configuration, retries=8, backoff=0.5, timeout=15.0, budget=60.0, qps=10.0, burst=30):
@@ -234,15 +238,20 @@ class KubeClient:
                 headers[setting["key"]] = setting["value"]
         return headers
 
-    def request(self, method, path, what="the Kubernetes API", query=None, body=None, content_type="application/json", text=False):
-        """The decoded JSON answer (or the text, for logs) of one API request; KubeError when it fails."""
+    def request(self, method, path, what="the Kubernetes API", query=None, body=None, content_type="application/json", text=False,
+                repeatable=False):
+        """The decoded JSON answer (or the text, for logs) of one API request; KubeError when it fails.
+
+        repeatable: the caller knows that sending the request twice does no harm (``create`` of a named object), so it is
+        retried like a read.
+        """
         url = self.server.rstrip("/") + path + (f"?{urlencode(query, doseq=True)}" if query else "")
         headers = {"Accept": "text/plain, */*" if text else "application/json", "User-Agent": "kubediag.egress", **self.auth_headers()}
         payload = None
         if body is not None:
             payload = json.dumps(body)
             headers["Content-Type"] = content_type
-        idempotent = method in IDEMPOTENT_METHODS
+        idempotent = repeatable or method in IDEMPOTENT_METHODS
         attempts = Attempts(self, self.deadline)
         while True:
             attempts.count += 1
@@ -274,6 +283,17 @@ class KubeClient:
             return data if text else json.loads(data or "{}")
         except ValueError as error:
             raise KubeError(f"the API server at {self.server} answered {what} with something that is not JSON: {error}") from error
+
+    def create(self, path, body, what):
+        """POST an object that has a metadata.name, retried like a read: the API server refuses a second object of the same
+        name (409 AlreadyExists), so a repeat cannot make a duplicate, and a 409 answering a repeat means that an earlier
+        attempt, whose answer was lost (a 5xx, a dropped connection), created it: that object is read and returned."""
+        try:
+            return self.request("POST", path, what=what, body=body, repeatable=True)
+        except KubeError as error:
+            if error.status != 409 or error.attempts < 2:
+                raise
+        return self.request("GET", f"{path}/{quote(body['metadata']['name'], safe='')}", what=what)
 
     def list(self, api_version, plural, namespace=None, what=None, query=None):
         """Every item of a collection, page by page (limit + continue): at most MAX_PAGES pages, and a continue token the
@@ -345,7 +365,7 @@ class KubeClient:
                     "is overloaded or unhealthy; retry later, or raise backoff_retries and api_budget.")
         else:
             text = f"the API server refused {what} (HTTP {error.status}: {message})."
-        return KubeError(text, status=error.status)
+        return KubeError(text, status=error.status, attempts=attempts.count if attempts else 1)
 
     def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
         """Run argv in a container (no shell, no tty) and return its output and exit code, all within timeout.

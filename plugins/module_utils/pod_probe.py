@@ -286,10 +286,11 @@ def add_debug_container(client, pod, target_container: str, image: str, lifetime
         return declared, found
 
     try:
-        # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are.
+        # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are,
+        # and a repeat (after a lost answer) merges into the same container instead of adding a second one.
         client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
-                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)",
-                       body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json")
+                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)", body={"spec": {"ephemeralContainers": [spec]}},
+                       content_type="application/strategic-merge-patch+json", repeatable=True)
     except KubeError as error:
         # An ambiguous failure: the container may have been added (and cannot be removed); use it if it was.
         if _clear_refusal(error) or not statuses()[0]:
@@ -312,7 +313,8 @@ def add_debug_container(client, pod, target_container: str, image: str, lifetime
 def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int, run_id: str) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": "kdprobe-node-", "namespace": namespace,
+        # A name of its own (not generateName): a create whose answer was lost can be repeated without making a second pod.
+        "metadata": {"name": f"kdprobe-node-{run_id}", "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/component": "node-probe",
                                 RUN_ID_LABEL: run_id}},
         # activeDeadlineSeconds: the kubelet stops the pod by itself even when the controller dies before deleting it.
@@ -327,8 +329,8 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
     try:
-        created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
-                                 what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+        created = client.create(api_path("v1", "pods", namespace), manifest,
+                                what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
     except KubeError as error:
         if _clear_refusal(error):
             raise

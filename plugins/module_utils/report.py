@@ -18,6 +18,9 @@ HOP_LABELS = {"pod": "Pod", "dns": "DNS", "policy": "Policy / mesh", "node": "No
               "internet": "Internet path", "endpoint": "Endpoint"}
 STATUSES = ("healthy", "ok", "failing", "unknown")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+# A cluster whose diagnosis stopped gets no verdict at all, never one drawn from the facts read before the failure.
+NOT_DIAGNOSED_NOTE = ("No verdict for these: the diagnosis stopped at the stage named, and nothing is concluded from the facts read "
+                      "before it (a verdict on half the facts could call a broken path healthy). Fix the cause and run again.")
 
 
 class ReportError(ValueError):
@@ -111,6 +114,17 @@ def _cause_line(result):
     return ", ".join(result["root_causes"])
 
 
+def _totals(summary):
+    return (f"{summary['results']} result(s) in {summary['clusters']} cluster(s): {summary['healthy']} healthy, {summary['ok']} ok, "
+            f"{summary['failing']} failing, {summary['unknown']} unknown, {summary['errors']} not diagnosed")
+
+
+def _not_diagnosed(error):
+    """'cluster[ pod]: not diagnosed (inconclusive, stopped at <stage>): msg', plain text."""
+    where = f" {error['pod']}" if error.get("pod") else ""
+    return f"{error['cluster']}{where}: not diagnosed (inconclusive, stopped at {error['stage']}): {error['msg']}"
+
+
 def summary_lines(report):
     """The console's closing lines: one per result and per error, then the totals."""
     lines = []
@@ -123,12 +137,8 @@ def summary_lines(report):
                 remedy = (finding.get("remediation") or {}).get("summary")
                 if remedy:
                     lines.append(f"       fix: {remedy}")
-    for error in report["errors"]:
-        where = f" {error['pod']}" if error.get("pod") else ""
-        lines.append(f"ERR  {error['cluster']}{where} ({error['stage']}): {error['msg']}")
-    summary = report["summary"]
-    lines.append(f"{summary['results']} result(s) in {summary['clusters']} cluster(s): {summary['healthy']} healthy, "
-                 f"{summary['ok']} ok, {summary['failing']} failing, {summary['unknown']} unknown, {summary['errors']} error(s)")
+    lines += [f"ERR  {_not_diagnosed(error)}" for error in report["errors"]]
+    lines.append(_totals(report["summary"]))
     return lines
 
 
@@ -153,10 +163,7 @@ def _md_finding(finding):
 
 
 def render_markdown(report):
-    summary = report["summary"]
-    lines = ["# Egress diagnosis", "",
-             f"{summary['results']} result(s) in {summary['clusters']} cluster(s): {summary['healthy']} healthy, {summary['ok']} ok, "
-             f"{summary['failing']} failing, {summary['unknown']} unknown, {summary['errors']} error(s).", "",
+    lines = ["# Egress diagnosis", "", f"{_totals(report['summary'])}.", "",
              "| cluster | pod | target | status | root causes |", "|---|---|---|---|---|"]
     for result in report["results"]:
         causes = ", ".join(f"`{c}`" for c in result["root_causes"]) or "-"
@@ -164,10 +171,8 @@ def render_markdown(report):
                      f"{result['status']} | {causes} |")
     lines.append("")
     if report["errors"]:
-        lines += ["## Errors", ""]
-        for error in report["errors"]:
-            where = f" {error['pod']}" if error.get("pod") else ""
-            lines.append(f"- **{_md_escape(error['cluster'])}**{_md_escape(where)} ({error['stage']}): {_md_escape(error['msg'])}")
+        lines += ["## Not diagnosed (inconclusive)", "", NOT_DIAGNOSED_NOTE, ""]
+        lines += [f"- {_md_escape(_not_diagnosed(error))}" for error in report["errors"]]
         lines.append("")
     for result in report["results"]:
         lines += [f"## {_md_escape(result['cluster'])} {_md_escape(result['pod'])} -> {_md_escape(result['target'])}", "",
@@ -243,14 +248,10 @@ def _html_finding(finding):
 
 
 def render_html(report):
-    summary = report["summary"]
-    body = ["<h1>Egress diagnosis</h1>",
-            f'<p class="totals">{summary["results"]} result(s) in {summary["clusters"]} cluster(s): {summary["healthy"]} healthy, '
-            f'{summary["ok"]} ok, {summary["failing"]} failing, {summary["unknown"]} unknown, {summary["errors"]} error(s)</p>']
+    body = ["<h1>Egress diagnosis</h1>", f'<p class="totals">{_esc(_totals(report["summary"]))}</p>']
     if report["errors"]:
-        body.append('<h2>Errors</h2><ul class="errors">' + "".join(
-            f'<li data-cluster="{_esc(e["cluster"])}"><strong>{_esc(e["cluster"])}</strong>'
-            f'{" " + _esc(e["pod"]) if e.get("pod") else ""} ({_esc(e["stage"])}): {_esc(e["msg"])}</li>' for e in report["errors"]) + "</ul>")
+        body.append(f'<h2>Not diagnosed (inconclusive)</h2><p>{_esc(NOT_DIAGNOSED_NOTE)}</p><ul class="errors">' + "".join(
+            f'<li data-cluster="{_esc(e["cluster"])}">{_esc(_not_diagnosed(e))}</li>' for e in report["errors"]) + "</ul>")
     for result in report["results"]:
         status = result["status"]
         body.append(f'<section class="result {_esc(status)}" data-cluster="{_esc(result["cluster"])}" data-pod="{_esc(result["pod"])}" '

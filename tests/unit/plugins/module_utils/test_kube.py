@@ -305,6 +305,58 @@ def test_a_create_dropped_after_sending_is_not_repeated_and_may_have_happened(ho
     assert len(seen) == 1
 
 
+def _first_line(conn):
+    return _read_request(conn).split("\r\n", 1)[0]
+
+
+def test_a_named_create_whose_answer_was_lost_is_repeated_and_its_409_means_it_was_created(hostile):
+    """The first POST reaches the server and its answer is lost; the repeat is refused as a duplicate; the pod is read back."""
+    pod = b'{"kind":"Pod","metadata":{"name":"kdprobe-node-run1"}}'
+    conflict = b'{"kind":"Status","reason":"AlreadyExists","code":409,"message":"pods \\"kdprobe-node-run1\\" already exists"}'
+    lines = []
+
+    def lost_then_conflict(conn, n):
+        lines.append(_first_line(conn))
+        if n == 0:
+            conn.close()
+        else:
+            conn.sendall(_http("409 Conflict", conflict) if n == 1 else _http("200 OK", pod))
+    kube, _seen = hostile(lost_then_conflict, backoff=0.01)
+    body = {"metadata": {"name": "kdprobe-node-run1"}}
+    assert kube.create("/api/v1/namespaces/shop/pods", body, what="node debug pod")["metadata"]["name"] == "kdprobe-node-run1"
+    assert [line.split(" ")[:2] for line in lines] == [["POST", "/api/v1/namespaces/shop/pods"], ["POST", "/api/v1/namespaces/shop/pods"],
+                                                       ["GET", "/api/v1/namespaces/shop/pods/kdprobe-node-run1"]]
+
+
+def test_a_named_create_is_repeated_after_a_5xx(hostile):
+    kube, seen = hostile(lambda conn, n: (_read_request(conn), conn.sendall(_http("503 Service Unavailable") if n == 0 else
+                                                                            _http("201 Created", b'{"kind":"Pod"}'))), backoff=0.01)
+    assert kube.create("/api/v1/namespaces/shop/pods", {"metadata": {"name": "x"}}, what="node debug pod") == {"kind": "Pod"}
+    assert len(seen) == 2
+
+
+def test_a_named_create_refused_as_a_duplicate_at_once_is_not_taken_for_ours(hostile):
+    """A 409 to the first attempt: someone else's object holds the name; it is not read back as if this run had made it."""
+    kube, seen = hostile(lambda conn, n: (_read_request(conn), conn.sendall(_http("409 Conflict"))), backoff=0.01)
+    with pytest.raises(KubeError) as refused:
+        kube.create("/api/v1/namespaces/shop/pods", {"metadata": {"name": "x"}}, what="node debug pod shop/x")
+    assert refused.value.status == 409 and len(seen) == 1
+
+
+def test_a_delete_is_repeated_after_a_5xx_or_a_lost_answer(hostile):
+    def flaky(conn, n):
+        _read_request(conn)
+        if n == 0:
+            conn.sendall(_http("500 Internal Server Error"))
+        elif n == 1:
+            conn.close()
+        else:
+            conn.sendall(_http("200 OK", b'{"kind":"Pod"}'))
+    kube, seen = hostile(flaky, backoff=0.01)
+    assert kube.request("DELETE", "/api/v1/namespaces/shop/pods/x") == {"kind": "Pod"}
+    assert len(seen) == 3
+
+
 def test_a_throttled_create_is_retried(hostile):
     def throttle_first(conn, n):
         _read_request(conn)

@@ -1,13 +1,17 @@
 """pod_probe.probe() end to end on this host (the exec transport is a local subprocess), batching, and the no-shell path."""
 
+import json
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote_plus
 
 import pytest
+import yaml
 
 from ansible_collections.kubediag.egress.plugins.module_utils import pod_probe, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError, connect
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import TargetError, parse_targets
 
 
@@ -81,7 +85,7 @@ class FakeApi:
         self.ephemeral_state = ephemeral_state or {"running": {}}
         self.pods["web"] = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"ephemeralContainers": []}, "status": {}}
 
-    def request(self, method, path, what="", query=None, body=None, content_type=None):
+    def request(self, method, path, what="", query=None, body=None, content_type=None, repeatable=False):
         failure = next((error for (m, suffix), error in self.fail.items() if m == method and path.endswith(suffix)), None)
         if failure is not None and not self.after:
             raise failure
@@ -90,11 +94,14 @@ class FakeApi:
             raise failure
         return answer
 
+    def create(self, path, body, what=""):
+        return self.request("POST", path, what=what, body=body)
+
     def _serve(self, method, path, query, body):
         parts = path.split("/")
         if method == "POST":
-            name = body["metadata"]["generateName"] + str(len(self.writes))
-            self.pods[name] = {**body, "metadata": {**body["metadata"], "name": name}, "status": {"phase": "Running"}}
+            name = body["metadata"]["name"]
+            self.pods[name] = {**body, "status": {"phase": "Running"}}
             self.writes.append(("POST", name))
             return self.pods[name]
         if method == "DELETE":
@@ -137,7 +144,7 @@ def test_a_clear_refusal_of_the_create_deletes_nothing():
 
 
 def test_a_failing_cleanup_does_not_hide_the_original_error(monkeypatch):
-    api = FakeApi(fail={("DELETE", "/kdprobe-node-0"): KubeError("HTTP 500 etcd unavailable", status=500)})
+    api = FakeApi(fail={("DELETE", "/kdprobe-node-run1"): KubeError("HTTP 500 etcd unavailable", status=500)})
     monkeypatch.setattr(pod_probe, "probe", lambda *args: (x for x in ()).throw(KubeError("the exec that looks for tools failed")))
     with pytest.raises(KubeError) as raised:
         pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
@@ -174,6 +181,56 @@ def test_an_ephemeral_container_added_despite_a_lost_answer_is_used():
     refused = FakeApi(fail={("PATCH", "/ephemeralcontainers"): KubeError("connection dropped")})
     with pytest.raises(KubeError, match="connection dropped"):
         pod_probe.add_debug_container(refused, refused.pods["web"], "app", "img", 60, "run1")
+
+
+class LosesFirstPatch(BaseHTTPRequestHandler):
+    """An API server that drops the connection of the first ephemeralcontainers PATCH before applying it, then works.
+    What it was sent and holds: server.patches, server.containers."""
+
+    def do_PATCH(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.patches.append(body)
+        if len(self.server.patches) == 1:
+            self.close_connection = True
+            return  # no answer at all: the client sees the connection end
+        for spec in body["spec"]["ephemeralContainers"]:
+            if spec["name"] not in [c["name"] for c in self.server.containers]:
+                self.server.containers.append(spec)
+        self.do_GET()
+
+    def do_GET(self):
+        pod = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"ephemeralContainers": self.server.containers},
+               "status": {"ephemeralContainerStatuses": [{"name": c["name"], "state": {"running": {}}} for c in self.server.containers]}}
+        data = json.dumps(pod).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_ephemeral_container_patch_lost_before_it_applied_is_repeated(tmp_path):
+    """A dropped connection before the PATCH applied: the PATCH is sent again (a repeat merges by name, it cannot add a second
+    container) instead of failing the probe."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LosesFirstPatch)
+    server.patches, server.containers = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab", "users": [{"name": "u", "user": {"token": "t"}}],
+        "clusters": [{"name": "lab", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "u"}}]}))
+    try:
+        client = connect(kubeconfig=str(kubeconfig), backoff=0.01)
+        pod = client.request("GET", "/api/v1/namespaces/shop/pods/web")
+        assert pod_probe.add_debug_container(client, pod, "app", "img", 60, "run1") == "kdprobe-run1"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(server.patches) == 2 and [c["name"] for c in server.containers] == ["kdprobe-run1"]
 
 
 def test_the_default_debug_image_is_pinned_to_a_tag():

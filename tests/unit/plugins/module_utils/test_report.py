@@ -1,5 +1,6 @@
 """The report contract and its renderings, from verdicts drawn on lab recordings (verdict_cases/) and a failed cluster."""
 
+import html
 import json
 from pathlib import Path
 from xml.etree import ElementTree
@@ -95,12 +96,36 @@ def test_junit_has_a_testcase_per_pod_target_check(report):
 def test_markdown_and_summary_name_causes_and_errors(report):
     markdown = render_markdown(report)
     assert "| dns.upstream_forwarding | shop/web | https://api.example.test/health | failing | `dns.upstream_forwarding` |" in markdown
-    assert "## Errors" in markdown and "pod shop/x not found" in markdown
+    assert "## Not diagnosed (inconclusive)" in markdown and "pod shop/x not found" in markdown
     lines = summary_lines(report)
     assert lines[0] == "OK   healthy shop/web -> https://api.example.test/health: healthy"
     assert any(line.startswith("FAIL dns.upstream_forwarding shop/web") for line in lines)
-    assert any(line.startswith("ERR  broken (Resolve which pods to diagnose): pod shop/x not found") for line in lines)
-    assert lines[-1] == "4 result(s) in 4 cluster(s): 1 healthy, 1 ok, 2 failing, 0 unknown, 1 error(s)"
+    assert "ERR  broken: not diagnosed (inconclusive, stopped at Resolve which pods to diagnose): pod shop/x not found: check the pod name" in lines
+    assert lines[-1] == "4 result(s) in 4 cluster(s): 1 healthy, 1 ok, 2 failing, 0 unknown, 1 not diagnosed"
+
+
+# What the diagnose role recorded when coredns_info gave up on a lab API server answering 503 to everything after the probe.
+GAVE_UP = {"stage": "Read CoreDNS (Corefile, health, logs)",
+           "msg": "the API server kept failing on ConfigMap kube-system/coredns (last answer HTTP 503: Internal error occurred: injected by the "
+                  "lab scenario; 9 attempts over 27.3s, backoff_retries=8 spent): its control plane is overloaded or unhealthy; retry later, "
+                  "or raise backoff_retries and api_budget."}
+
+
+def test_a_cluster_whose_read_gave_up_is_reported_inconclusive_with_the_retries_in_every_rendering():
+    """No verdict for it (no result, nothing healthy), and every rendering says it was not diagnosed, where, and what was tried."""
+    report = build_report(_hosts("healthy", error=GAVE_UP))
+    assert [r["cluster"] for r in report["results"]] == ["healthy"]
+    assert report["summary"]["clusters_failed"] == ["broken"]
+    said = ("broken: not diagnosed (inconclusive, stopped at Read CoreDNS (Corefile, health, logs)): the API server kept failing on "
+            "ConfigMap kube-system/coredns (last answer HTTP 503: Internal error occurred: injected by the lab scenario; 9 attempts over "
+            "27.3s, backoff_retries=8 spent)")
+    lines = summary_lines(report)
+    assert [line for line in lines if line.startswith("ERR")] == [f"ERR  {said}: its control plane is overloaded or unhealthy; retry later, "
+                                                                  "or raise backoff_retries and api_budget."]
+    assert lines[-1] == "1 result(s) in 2 cluster(s): 1 healthy, 0 ok, 0 failing, 0 unknown, 1 not diagnosed"
+    markdown, page = render_markdown(report), render_html(report)
+    assert f"- {said}" in markdown and "nothing is concluded from the facts read before it" in markdown
+    assert "<h2>Not diagnosed (inconclusive)</h2>" in page and html.escape(said) in page
 
 
 @pytest.mark.parametrize(("hosts", "message"), [
