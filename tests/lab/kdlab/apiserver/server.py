@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 from aiohttp import web
 
-from . import execution, objects, patch, protobuf, selectors, tables
+from . import execution, objects, patch, podsecurity, protobuf, selectors, tables
 from .rbac import Attributes, Authenticator, Identity, forbidden_message
 from .resources import Registry, ResourceType
 from .store import ResourceVersionTooOld, Store, now_rfc3339
@@ -412,8 +412,17 @@ class ApiServer:
         if self.store.get(target.rt, metadata.get("namespace", ""), metadata["name"]) is not None:
             raise ApiError(409, "AlreadyExists", f'{target.rt.group_resource} "{metadata["name"]}" already exists',
                            {"name": metadata["name"], "kind": target.rt.plural} | ({"group": target.rt.group} if target.rt.group else {}))
+        if target.rt.kind == "Pod":
+            self.admit_pod_security(body)
         self.apply_defaults(target.rt, body)
         return body
+
+    def admit_pod_security(self, pod: dict) -> None:
+        """Pod Security admission: the pod's namespace's enforce level, answered as kube-apiserver does (403 Forbidden)."""
+        namespace = self.store.get(self.cluster.registry.lookup("", "v1", "namespaces"), "", pod["metadata"].get("namespace", ""))
+        message = podsecurity.refusal(((namespace or {}).get("metadata") or {}).get("labels") or {}, pod)
+        if message:
+            raise ApiError(403, "Forbidden", message, {"name": pod["metadata"].get("name", ""), "kind": "pods"})
 
     def apply_defaults(self, rt: ResourceType, obj: dict) -> None:
         """What admission, the scheduler, the kubelet and controllers would do by the time a client looks."""
@@ -552,6 +561,7 @@ class ApiServer:
             errors = objects.ephemeral_update_errors(old, new)
             if errors:
                 raise invalid(target.rt, target.name, errors)
+            self.admit_pod_security(new)
             self.run_ephemeral_containers(new)
         elif has_status and "status" in old:
             new["status"] = copy.deepcopy(old["status"])
