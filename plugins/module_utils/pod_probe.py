@@ -353,8 +353,7 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
     try:
-        created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
-                                 what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+        created = client.request("POST", api_path("v1", "pods", namespace), body=manifest, what=f"node debug pod in namespace {namespace}")
     except KubeError as error:
         if _clear_refusal(error):
             policy = admission_refusal(error, namespace)
@@ -364,7 +363,8 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
                 raise forbidden from error
             raise
         _delete_run_pods(client, namespace, run_id, lifetime, error)
-        raise
+        raise KubeError(f"{error} Any node debug pod it made (label {RUN_ID_LABEL}={run_id}) was found and deleted.",
+                        status=error.status) from error
     name = created["metadata"]["name"]
     try:
         def running():
