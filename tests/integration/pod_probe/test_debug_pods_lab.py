@@ -79,3 +79,12 @@ def test_a_create_whose_answer_is_lost_leaves_no_debug_pod(labs):
     assert [a["name"] for a in records if a["verb"] == "delete"] == [creates[0]["name"]]
     left = client.request("GET", "/api/v1/namespaces/shop/pods", query={"labelSelector": "app.kubernetes.io/component=node-probe"})
     assert left["items"] == []
+
+
+def test_the_module_warns_and_returns_the_pod_part(baseline_lab, run_module):
+    result = run_module({"kubeconfig": os.path.join(baseline_lab, "kubeconfig"), "context": "lab", "namespace": "shop", "pod": "web",
+                         "targets": TARGETS, "external_resolver": PUBLIC_RESOLVER, "timeout": 2, "node_probe": True})
+    assert not result["failed"] and result["probed"] and result["summary"]["fail"] == 0, result.get("msg")
+    assert result["node"]["probed"] is False
+    assert result["node"]["not_probed_reason"].startswith("Pod Security baseline forbids hostNetwork in shop")
+    assert any(n.startswith("node not probed: Pod Security baseline forbids hostNetwork in shop") for n in result["notes"]), result["notes"]
