@@ -334,7 +334,7 @@ def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int
     }
 
 
-def admission_refusal(error: KubeError, namespace: str) -> tuple[str, str] | None:
+def admission_refusal(error: KubeError, namespace: str):
     """(why, what to do) when the refusal says an admission policy forbids a hostNetwork pod in the namespace, else None
     (an RBAC refusal or a validation error stays an error)."""
     said = error.server_message or str(error)

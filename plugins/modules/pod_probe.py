@@ -252,8 +252,8 @@ node:
   description:
     - The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null when no node
       probe was asked (or in check mode).
-    - When an admission policy forbids the node debug pod, C({probed: false, not_probed_reason, checks: [], ...}) with the
-      reason, e.g. C(Pod Security baseline forbids hostNetwork in shop (pods "kdprobe-node-x" is forbidden: violates PodSecurity ...)).
+    - "When an admission policy forbids the node debug pod, C(probed) is false, C(checks) is empty and C(not_probed_reason) says
+      why, e.g. C(Pod Security baseline forbids hostNetwork in shop) followed by the API server's message."
   returned: always
   type: dict
   sample: null
