@@ -52,7 +52,9 @@ class NodeProbeForbidden(KubeError):
     """An admission policy of the namespace forbids the node debug pod: the node part is not probed, the pod part stands.
     `advice` says what would allow it."""
 
-    advice = ""
+    def __init__(self, message, advice, status=None, server_message=None):
+        super().__init__(message, status=status, server_message=server_message)
+        self.advice = advice
 
 
 def build_options(timeout=5, cluster_dns_ip=None, external_resolver=DEFAULT_EXTERNAL_RESOLVER, known_good_ip=None, echo_url=None,
@@ -358,9 +360,7 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
         if _clear_refusal(error):
             policy = admission_refusal(error, namespace)
             if policy:
-                forbidden = NodeProbeForbidden(policy[0], status=error.status, server_message=error.server_message)
-                forbidden.advice = policy[1]
-                raise forbidden from error
+                raise NodeProbeForbidden(*policy, status=error.status, server_message=error.server_message) from error
             raise
         _delete_run_pods(client, namespace, run_id, lifetime, error)
         raise KubeError(f"{error} Any node debug pod it made (label {RUN_ID_LABEL}={run_id}) was found and deleted.",
@@ -440,7 +440,7 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
         try:
             result["node"] = node_future.result() if node_future is not None else None
         except NodeProbeForbidden as forbidden:
-            # What the pod itself showed stands; the verdict reads a node part without checks as "not probed".
+            # What the pod itself showed stands; the verdict reads nothing from a node part that says probed: false.
             result["node"] = {"probed": False, "not_probed_reason": str(forbidden), "runner": {"mode": "none", "node": node},
                               "checks": [], "targets": [], "summary": {}}
             notes.append(f"node not probed: {forbidden}; pod and node problems are told apart by the other facts only. To probe the "
