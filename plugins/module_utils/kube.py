@@ -50,13 +50,15 @@ class KubeError(Exception):
     """A failure worth a sentence to the user: what happened, on which object, what to try.
 
     status is the API server's HTTP status when there was one (404, 403, ...), else None; attempts how many times the
-    request was sent.
+    request was sent; server_message the `message` of its Status answer, as it said it, for callers that tell refusals
+    apart (RBAC, admission).
     """
 
-    def __init__(self, message, status=None, attempts=1):
+    def __init__(self, message, status=None, attempts=1, server_message=None):
         super().__init__(message)
         self.status = status
         self.attempts = attempts
+        self.server_message = server_message
 
 
 class ApiError(Exception):
@@ -357,6 +359,9 @@ class KubeClient:
         elif error.status == 401:
             text = (f"the API server at {self.server} rejected the credentials (401 Unauthorized) while reading {what}: "
                     "refresh the token or pick another context.")
+        elif error.status == 403 and ("violates PodSecurity" in message or "admission webhook" in message):
+            # An admission policy refused the object itself: no RBAC grant changes that.
+            text = f"refused by admission policy: {message}."
         elif error.status == 403:
             text = f"forbidden: {message}. Grant this user the RBAC permission named above, or use a context that has it."
         elif error.status in RETRYABLE_STATUS:
@@ -365,7 +370,7 @@ class KubeClient:
                     "is overloaded or unhealthy; retry later, or raise backoff_retries and api_budget.")
         else:
             text = f"the API server refused {what} (HTTP {error.status}: {message})."
-        return KubeError(text, status=error.status, attempts=attempts.count if attempts else 1)
+        return KubeError(text, status=error.status, attempts=attempts.count if attempts else 1, server_message=message)
 
     def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
         """Run argv in a container (no shell, no tty) and return its output and exit code, all within timeout.

@@ -642,7 +642,9 @@ class PolicySet:
     """An index over cluster objects that answers egress questions for pods.
 
     ``objects``: Kubernetes objects as dicts (List kinds are unpacked). Kinds other than those listed in the
-    module docstring are ignored, so a whole ``kubectl get -o json`` dump can be passed.
+    module docstring are ignored, so a whole ``kubectl get -o json`` dump can be passed. ``not_checked`` lists the
+    entries left out because they cannot be evaluated (``{what, reason: invalid, message}``), as a named container port
+    without a containerPort in an offline manifest.
     """
 
     def __init__(self, objects):
@@ -662,6 +664,7 @@ class PolicySet:
         self._node_by_ip = {}
         for where, obj in by_kind.get("Node", []):
             self._add_node(where, obj)
+        self.not_checked = []
         self._identities = {}
         self._pods = {}
         self._pod_by_ip = {}
@@ -743,8 +746,16 @@ class PolicySet:
                 here = f"{where}.spec.containers[{c_index}].ports[{p_index}]"
                 port = _as_mapping(port, here)
                 if port.get("name"):
-                    number = _port_number(port.get("containerPort"), f"{here}.containerPort")
-                    named_ports.add((str(port["name"]), _protocol(port.get("protocol"), here), number))
+                    # One malformed port (an offline manifest the API server would refuse) costs only the policies that
+                    # name it; the rest of the evaluation stands, and not_checked says what was left out.
+                    try:
+                        number = _port_number(port.get("containerPort"), f"{here}.containerPort")
+                        protocol = _protocol(port.get("protocol"), here)
+                    except ValueError as error:
+                        self.not_checked.append({"what": f"pod {namespace}/{name} port {port['name']!r}", "reason": "invalid",
+                                                 "message": f"{error}: policies naming port {port['name']!r} do not match this pod"})
+                        continue
+                    named_ports.add((str(port["name"]), protocol, number))
         host_network = bool(spec.get("hostNetwork"))
         ref = f"{namespace}/{name}"
         pod = Pod(ref, namespace, name, identity, ips, host_network, spec.get("nodeName"), frozenset(named_ports))

@@ -6,6 +6,7 @@ the Kubernetes side: the pod and container checks, the cluster DNS IP, the ephem
 a shell, the node debug pod for the node comparison, and cleanup of everything it created.
 """
 
+import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,10 +38,23 @@ MANAGED_BY = "kubediag.egress"
 # Every object one probe_pod run creates carries its run id, so an ambiguous create can be found and undone.
 RUN_ID_LABEL = "kubediag.egress/run-id"
 STATUS_ORDER = ("error", "fail", "ok", "skipped")
+# How the two admission policies that forbid a hostNetwork pod say so: Pod Security admission ("baseline:latest") and
+# GKE Autopilot's Warden webhook (its constraint name).
+POD_SECURITY_REFUSAL = re.compile(r'violates PodSecurity "(?P<level>[a-z]+):[^"]*"')
+AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
 
 
 class NoShell(Exception):
     """The container has no /bin/sh (a distroless or scratch image): nothing can run in it."""
+
+
+class NodeProbeForbidden(KubeError):
+    """An admission policy of the namespace forbids the node debug pod: the node part is not probed, the pod part stands.
+    `advice` says what would allow it."""
+
+    def __init__(self, message, advice, status=None, server_message=None):
+        super().__init__(message, status=status, server_message=server_message)
+        self.advice = advice
 
 
 def build_options(timeout=5, cluster_dns_ip=None, external_resolver=DEFAULT_EXTERNAL_RESOLVER, known_good_ip=None, echo_url=None,
@@ -324,18 +338,35 @@ def node_debug_pod_manifest(node: str, namespace: str, image: str, lifetime: int
     }
 
 
+def admission_refusal(error: KubeError, namespace: str):
+    """(why, what to do) when the refusal says an admission policy forbids a hostNetwork pod in the namespace, else None
+    (an RBAC refusal or a validation error stays an error)."""
+    said = error.server_message or str(error)
+    found = POD_SECURITY_REFUSAL.search(said)
+    if found:
+        return (f"Pod Security {found['level']} forbids hostNetwork in {namespace} ({said})",
+                "set node_probe_namespace to a namespace that admits hostNetwork pods (pod-security.kubernetes.io/enforce: privileged)")
+    if AUTOPILOT_REFUSAL in said:
+        return (f"GKE Autopilot forbids hostNetwork pods in {namespace} ({said})",
+                "Autopilot admits hostNetwork only for allow-listed partner workloads, so the node cannot be probed there")
+    return None
+
+
 def probe_node(client, node: str, namespace: str, image: str, targets: list, options, run_id: str, start_timeout: float = 60.0) -> dict:
     """The same checks from the node: a hostNetwork pod pinned to it, deleted afterwards whatever happens."""
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
     try:
-        created = client.create(api_path("v1", "pods", namespace), manifest,
-                                what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+        created = client.create(api_path("v1", "pods", namespace), manifest, what=f"node debug pod in namespace {namespace}")
     except KubeError as error:
         if _clear_refusal(error):
+            policy = admission_refusal(error, namespace)
+            if policy:
+                raise NodeProbeForbidden(*policy, status=error.status, server_message=error.server_message) from error
             raise
         _delete_run_pods(client, namespace, run_id, lifetime, error)
-        raise
+        raise KubeError(f"{error} Any node debug pod it made (label {RUN_ID_LABEL}={run_id}) was found and deleted.",
+                        status=error.status) from error
     name = created["metadata"]["name"]
     try:
         def running():
@@ -348,6 +379,7 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
         _wait_for(running, f"node debug pod {namespace}/{name} on node {node}", start_timeout)
         facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
         facts["runner"] = {"mode": "node_debug_pod", "node": node, "pod": f"{namespace}/{name}", "image": image}
+        facts["probed"] = True
     except Exception as error:
         _delete_run_pods(client, namespace, run_id, lifetime, error)
         raise
@@ -381,9 +413,11 @@ def delete_pod_quietly(client, namespace: str, name: str) -> None:
 
 
 def probe_pod(client, namespace: str, pod_name: str, targets_option, container=None, options=None, debug_container=False,
-              debug_image=DEFAULT_DEBUG_IMAGE, node_probe=False, check_mode=False, debug_share_processes=False) -> dict:
-    """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked.
-    `changed` is true when an ephemeral container was added (Kubernetes cannot remove it)."""
+              debug_image=DEFAULT_DEBUG_IMAGE, node_probe=False, check_mode=False, debug_share_processes=False,
+              node_probe_namespace=None) -> dict:
+    """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked
+    (its debug pod in node_probe_namespace, by default the pod's). `changed` is true when an ephemeral container was added
+    (Kubernetes cannot remove it)."""
     targets = parse_targets(targets_option)
     run_id = secrets.token_hex(4)
     options = options or build_options()
@@ -400,12 +434,19 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
     with ThreadPoolExecutor(max_workers=1) as pool:
         node_future = None
         if node_probe and node and not check_mode:
-            node_future = pool.submit(probe_node, client, node, namespace, debug_image, targets, options, run_id)
+            node_future = pool.submit(probe_node, client, node, node_probe_namespace or namespace, debug_image, targets, options, run_id)
         elif node_probe:
             notes.append("node probe skipped: " + ("check mode creates no debug pod" if check_mode else "the pod is not scheduled on a node"))
         result = _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes, run_id,
                                    debug_share_processes)
-        result["node"] = node_future.result() if node_future is not None else None
+        try:
+            result["node"] = node_future.result() if node_future is not None else None
+        except NodeProbeForbidden as forbidden:
+            # What the pod itself showed stands; the verdict reads nothing from a node part that says probed: false.
+            result["node"] = {"probed": False, "not_probed_reason": str(forbidden), "runner": {"mode": "none", "node": node},
+                              "checks": [], "targets": [], "summary": {}}
+            notes.append(f"node not probed: {forbidden}; pod and node problems are told apart by the other facts only. To probe the "
+                         f"node: {forbidden.advice}.")
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
                        "ip": (pod.get("status") or {}).get("podIP")},
                   notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns,

@@ -162,7 +162,9 @@ class Context:
         self.probe_facts = probe_facts
         self.pod = Probe(probe_facts)
         node_facts = probe_facts.get("node")
-        self.node = Probe(node_facts) if isinstance(node_facts, dict) and node_facts.get("checks") else None
+        # A node part that says it was not probed (an admission policy forbade the debug pod) proves nothing either way.
+        self.node = Probe(node_facts) if isinstance(node_facts, dict) and Probe(node_facts).probed else None
+        self.node_not_probed_reason = node_facts.get("not_probed_reason") if isinstance(node_facts, dict) and self.node is None else None
         self.pod_info = probe_facts.get("pod") or {}
         self.ref = f"{self.pod_info.get('namespace')}/{self.pod_info.get('name')}"
         self.labels = (facts.get("pod") or {}).get("labels") or {}
@@ -643,6 +645,8 @@ def evaluate_pod(facts):
     if not ctx.targets:
         raise VerdictError(f"pod_probe result for {ctx.ref} lists no targets: pass the pod_probe result as returned")
     notes = list(ctx.probe_facts.get("notes") or [])
+    if ctx.node_not_probed_reason:
+        ctx.not_checked.append(f"the node was not probed: {ctx.node_not_probed_reason}")
     if not ctx.pod.probed:
         reason = ctx.probe_facts.get("not_probed_reason") or "the pod was not probed"
         ctx.not_checked.append(reason)

@@ -208,7 +208,10 @@ notes:
   elements: str
   sample: ["Deployment shop/web stands for its pods as pod shop/web (labels of its pod template, no IP)"]
 not_checked:
-  description: What could not be read and so is not taken into account, each C({what, reason, message}); reason is C(not_installed) or C(forbidden).
+  description:
+    - What could not be read and so is not taken into account, each C({what, reason, message}); reason is C(not_installed) or
+      C(forbidden) (a kind not served or not readable), or C(invalid) (an entry of an object that cannot be evaluated, such as a
+      named container port without C(containerPort) in an offline manifest; the rest of the object is evaluated).
   returned: always
   type: list
   elements: dict
@@ -260,6 +263,7 @@ def main():
             raise ValueError(f"pod {source} is in none of the manifests (no Pod and no workload named {params['pod']} in namespace "
                              f"{params['namespace']}): check the name, the namespace and the manifests paths")
         policy_set = PolicySet(objects)
+        not_checked = not_checked + policy_set.not_checked
         answers = egress_answers(policy_set, source, destinations, pod_ips)
         dns = dns_answer(policy_set, source, dns_service) if params["check_dns"] else {
             "checked": False, "allowed": None, "udp_allowed": None, "tcp_allowed": None, "targets": [], "checks": [], "reasons": ["check_dns is false"]}

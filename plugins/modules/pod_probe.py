@@ -98,15 +98,27 @@ options:
     type: bool
     default: false
   debug_image:
-    description: Image of the ephemeral debug container and of the node debug pod; point it at a private registry mirror if needed.
+    description:
+      - Image of the ephemeral debug container and of the node debug pod; point it at a private registry mirror if needed.
+      - The default is a fixed tag. To run exactly the image you reviewed, pin its digest, for example
+        C(nicolaka/netshoot:v0.13@sha256:<digest>) (C(docker buildx imagetools inspect nicolaka/netshoot:v0.13) or
+        C(crane digest nicolaka/netshoot:v0.13) prints it); a digest cannot be moved to other content, a tag can.
     type: str
     default: nicolaka/netshoot:v0.13
   node_probe:
     description:
-      - Also run the checks from the pod's node, in a hostNetwork pod pinned to it (in O(namespace)), deleted afterwards, also
-        on failure. Needs RBAC C(create)/C(delete) on pods and a namespace that admits hostNetwork pods. Never done in check mode.
+      - Also run the checks from the pod's node, in a hostNetwork pod pinned to it (in O(node_probe_namespace)), deleted
+        afterwards, also on failure. Needs RBAC C(create)/C(delete) on pods there. Never done in check mode.
+      - When that namespace's Pod Security level (C(pod-security.kubernetes.io/enforce) C(baseline) or C(restricted)) or GKE
+        Autopilot forbids hostNetwork pods, the node part is C(probed=false) with the reason in C(node.not_probed_reason) and the
+        notes, and the pod's own checks are kept.
     type: bool
     default: false
+  node_probe_namespace:
+    description:
+      - Namespace of the node debug pod. Defaults to O(namespace). Set it to a namespace that admits hostNetwork pods
+        (C(pod-security.kubernetes.io/enforce=privileged)) when the pod's namespace does not.
+    type: str
 notes:
   - The only writes it may make are the ephemeral debug container and the node debug pod, only when allowed. The node pod
     is always deleted (and has C(activeDeadlineSeconds)); the ephemeral container cannot be removed, so adding it reports C(changed=true).
@@ -237,7 +249,11 @@ summary:
   type: dict
   sample: {ok: 20, fail: 3, error: 0, skipped: 2}
 node:
-  description: The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null.
+  description:
+    - The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null when no node
+      probe was asked (or in check mode).
+    - "When an admission policy forbids the node debug pod, C(probed) is false, C(checks) is empty and C(not_probed_reason) says
+      why, e.g. C(Pod Security baseline forbids hostNetwork in shop) followed by the API server's message."
   returned: always
   type: dict
   sample: null
@@ -293,6 +309,7 @@ ARGUMENT_SPEC = {
     "debug_share_processes": {"type": "bool", "default": False},
     "debug_image": {"type": "str", "default": DEFAULT_DEBUG_IMAGE},
     "node_probe": {"type": "bool", "default": False},
+    "node_probe_namespace": {"type": "str"},
 }
 
 
@@ -309,9 +326,11 @@ def main():
         result = probe_pod(module.client, params["namespace"], params["pod"], params["targets"], container=params["container"],
                            options=options, debug_container=params["debug_container"], debug_image=params["debug_image"],
                            node_probe=params["node_probe"], check_mode=module.check_mode,
-                           debug_share_processes=params["debug_share_processes"])
+                           debug_share_processes=params["debug_share_processes"], node_probe_namespace=params["node_probe_namespace"])
         if not result["probed"]:
             module.module.warn(result["not_probed_reason"])
+        if result["node"] is not None and not result["node"]["probed"]:
+            module.module.warn(f"node not probed: {result['node']['not_probed_reason']}")
         module.exit_json(**result)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught

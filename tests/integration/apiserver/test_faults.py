@@ -6,7 +6,7 @@ import time
 import urllib.error
 
 import pytest
-from apiserver_testlib import raw_request
+from apiserver_testlib import audit_records, raw_request
 
 BROKEN = 1  # the "broken" cluster of the test config; faults are set at run time through /_lab/faults
 
@@ -58,3 +58,35 @@ def test_down_cluster_refuses_connections(apiserver):
 def test_fault_control_needs_the_admin_token(apiserver):
     status, _unused, _unused = raw_request(apiserver, "PUT", "/_lab/faults", {"down": False}, token="dev-token", cluster=BROKEN)  # noqa: S106
     assert status == 401
+
+
+def test_a_fault_aimed_at_one_method_and_path_spares_the_rest_and_keeps_its_count(apiserver, set_faults):
+    set_faults({"errors": {"requests": 1, "code": 503, "methods": ["post"], "path": "^/api/v1/namespaces/[^/]+/configmaps$"}})
+    assert raw_request(apiserver, "GET", "/api/v1/namespaces/default/configmaps", cluster=BROKEN)[0] == 200
+    assert raw_request(apiserver, "POST", "/api/v1/namespaces", {"metadata": {"name": "aimed"}}, cluster=BROKEN)[0] == 201
+    configmap = {"metadata": {"name": "aimed"}, "data": {}}
+    assert raw_request(apiserver, "POST", "/api/v1/namespaces/aimed/configmaps", configmap, cluster=BROKEN)[0] == 503
+    assert raw_request(apiserver, "POST", "/api/v1/namespaces/aimed/configmaps", configmap, cluster=BROKEN)[0] == 201
+
+
+def test_drop_after_write_applies_the_create_and_loses_the_answer(apiserver, set_faults):
+    set_faults({"drop_after_write": {"requests": 1, "methods": ["POST"], "path": "/pods$"}})
+    pod = {"metadata": {"name": "written", "namespace": "default"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    with pytest.raises((urllib.error.URLError, http.client.RemoteDisconnected, ConnectionResetError)):
+        raw_request(apiserver, "POST", "/api/v1/namespaces/default/pods", pod, cluster=BROKEN)
+    status, _unused, stored = raw_request(apiserver, "GET", "/api/v1/namespaces/default/pods/written", cluster=BROKEN)
+    assert (status, stored["metadata"]["name"]) == (200, "written")
+    [record] = [r for r in audit_records(apiserver) if r["verb"] == "create" and r["name"] == "written"]
+    assert (record["code"], record["fault"]) == (201, "drop_after_write")
+    again = raw_request(apiserver, "POST", "/api/v1/namespaces/default/pods", pod, cluster=BROKEN)
+    assert again[0] == 409  # the count is spent: the next create answers, and finds the first one stored
+    raw_request(apiserver, "DELETE", "/api/v1/namespaces/default/pods/written", cluster=BROKEN)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"drop": {"methods": ["FETCH"]}}, "faults.drop.methods: ['FETCH'] are not HTTP methods"),
+    ({"errors": {"path": "(["}}, "faults.errors.path: '([' is not a regular expression"),
+])
+def test_a_bad_fault_set_is_refused_and_names_the_field(apiserver, spec, message):
+    status, _unused, body = raw_request(apiserver, "PUT", "/_lab/faults", spec, cluster=BROKEN)
+    assert status == 400 and message in body["message"]

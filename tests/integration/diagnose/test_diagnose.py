@@ -131,3 +131,18 @@ def test_html_report_shows_the_failing_hop_in_chromium(workdir):
     assert "dns.upstream_forwarding" in dom and "forward . 192.0.2.99" in dom
     subprocess.run([chromium, *flags, f"--screenshot={screenshot}", f"file://{html_path}"], capture_output=True, timeout=90, check=True)
     assert os.path.getsize(screenshot) > 10000
+
+
+def test_pod_security_forbidding_the_node_pod_still_gives_the_pods_answer(workdir):
+    """Issue 10: a namespace that enforces Pod Security baseline refuses the node debug pod; the diagnosis still answers from
+    the pod's own checks (healthy here), without an error, and leaves nothing behind."""
+    scenario = os.path.join(diagnoselab.REPO, "tests", "integration", "pod_probe", "scenarios", "pod-security-baseline.yml")
+    lab, code, output, _seconds, report_dir = _diagnose(workdir, scenario)
+    assert code == 0, output[-4000:]
+    assert "node not probed: Pod Security baseline forbids hostNetwork in shop" in output  # the module's warning
+    report = diagnoselab.read_report(report_dir)
+    assert not report["errors"], report["errors"]
+    assert [r["root_causes"] for r in report["results"]] == [["healthy"]]
+    entries = diagnoselab.audit_entries(lab.dir)
+    assert [e["code"] for e in entries if e["verb"] == "create" and e["resource"] == "pods"] == [403]
+    assert diagnoselab.debug_pods_left(entries) == 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 from aiohttp import web
 
-from . import execution, objects, patch, protobuf, selectors, tables
+from . import execution, objects, patch, podsecurity, protobuf, selectors, tables
 from .rbac import Attributes, Authenticator, Identity, forbidden_message
 from .resources import Registry, ResourceType
 from .store import ResourceVersionTooOld, Store, now_rfc3339
@@ -64,9 +64,17 @@ def method_not_allowed() -> ApiError:
     return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
+FAULT_KINDS = ("throttle", "errors", "drop", "drop_after_write")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 @dataclass
 class Faults:
-    """What a scenario asks the API server to suffer; counts go down as requests consume them."""
+    """What a scenario asks the API server to suffer; counts go down as requests consume them.
+
+    Each kind (throttle, errors, drop, drop_after_write) may be aimed with `methods` and `path` (a regular expression
+    searched in the request path): only the requests it matches suffer it and consume its count. `drop_after_write`
+    handles the request (a create is stored) and then drops the connection before the answer: the client cannot know."""
 
     latency_ms: int = 0
     throttle_requests: int = 0
@@ -77,19 +85,43 @@ class Faults:
     error_code: int = 500
     drop_requests: int = 0
     drop_fraction: float = 0.0
+    drop_after_write_requests: int = 0
+    drop_after_write_fraction: float = 0.0
     down: bool = False
+    scopes: dict = field(default_factory=dict)  # kind -> {"methods": [...], "path": regex}; a kind without one hits every request
 
     @classmethod
     def from_spec(cls, spec: dict | None) -> "Faults":
+        """Raises ValueError naming the bad field."""
         spec = spec or {}
-        throttle, errors, drop = spec.get("throttle") or {}, spec.get("errors") or {}, spec.get("drop") or {}
-        return cls(latency_ms=int(spec.get("latency_ms", 0)), throttle_requests=int(throttle.get("requests", 0)),
-                   throttle_fraction=float(throttle.get("fraction", 0.0)), retry_after=int(throttle.get("retry_after", 1)),
-                   error_requests=int(errors.get("requests", 0)), error_fraction=float(errors.get("fraction", 0.0)),
-                   error_code=int(errors.get("code", 500)), drop_requests=int(drop.get("requests", 0)),
-                   drop_fraction=float(drop.get("fraction", 0.0)), down=bool(spec.get("down", False)))
+        throttle, errors, drop, after = (spec.get(kind) or {} for kind in FAULT_KINDS)
+        faults = cls(latency_ms=int(spec.get("latency_ms", 0)), throttle_requests=int(throttle.get("requests", 0)),
+                     throttle_fraction=float(throttle.get("fraction", 0.0)), retry_after=int(throttle.get("retry_after", 1)),
+                     error_requests=int(errors.get("requests", 0)), error_fraction=float(errors.get("fraction", 0.0)),
+                     error_code=int(errors.get("code", 500)), drop_requests=int(drop.get("requests", 0)),
+                     drop_fraction=float(drop.get("fraction", 0.0)), drop_after_write_requests=int(after.get("requests", 0)),
+                     drop_after_write_fraction=float(after.get("fraction", 0.0)), down=bool(spec.get("down", False)))
+        for kind in FAULT_KINDS:
+            entry = spec.get(kind) or {}
+            methods = [str(m).upper() for m in entry.get("methods") or []]
+            unknown = sorted(set(methods) - set(HTTP_METHODS))
+            if unknown:
+                raise ValueError(f"faults.{kind}.methods: {unknown} are not HTTP methods ({', '.join(HTTP_METHODS)})")
+            path = str(entry.get("path") or "")
+            try:
+                re.compile(path)
+            except re.error as error:
+                raise ValueError(f"faults.{kind}.path: {path!r} is not a regular expression ({error})") from None
+            if methods or path:
+                faults.scopes[kind] = {"methods": methods, "path": path}
+        return faults
 
-    def take(self, count_attr: str, fraction_attr: str) -> bool:
+    def take(self, kind: str, method: str, path: str) -> bool:
+        scope = self.scopes.get(kind)
+        if scope and ((scope["methods"] and method not in scope["methods"]) or (scope["path"] and not re.search(scope["path"], path))):
+            return False
+        prefix = {"errors": "error"}.get(kind, kind)
+        count_attr, fraction_attr = f"{prefix}_requests", f"{prefix}_fraction"
         if getattr(self, count_attr) > 0:
             setattr(self, count_attr, getattr(self, count_attr) - 1)
             return True
@@ -412,8 +444,17 @@ class ApiServer:
         if self.store.get(target.rt, metadata.get("namespace", ""), metadata["name"]) is not None:
             raise ApiError(409, "AlreadyExists", f'{target.rt.group_resource} "{metadata["name"]}" already exists',
                            {"name": metadata["name"], "kind": target.rt.plural} | ({"group": target.rt.group} if target.rt.group else {}))
+        if target.rt.kind == "Pod":
+            self.admit_pod_security(body)
         self.apply_defaults(target.rt, body)
         return body
+
+    def admit_pod_security(self, pod: dict) -> None:
+        """Pod Security admission: the pod's namespace's enforce level, answered as kube-apiserver does (403 Forbidden)."""
+        namespace = self.store.get(self.cluster.registry.lookup("", "v1", "namespaces"), "", pod["metadata"].get("namespace", ""))
+        message = podsecurity.refusal(((namespace or {}).get("metadata") or {}).get("labels") or {}, pod)
+        if message:
+            raise ApiError(403, "Forbidden", message, {"name": pod["metadata"].get("name", ""), "kind": "pods"})
 
     def apply_defaults(self, rt: ResourceType, obj: dict) -> None:
         """What admission, the scheduler, the kubelet and controllers would do by the time a client looks."""
@@ -552,6 +593,7 @@ class ApiServer:
             errors = objects.ephemeral_update_errors(old, new)
             if errors:
                 raise invalid(target.rt, target.name, errors)
+            self.admit_pod_security(new)
             self.run_ephemeral_containers(new)
         elif has_status and "status" in old:
             new["status"] = copy.deepcopy(old["status"])
@@ -823,22 +865,26 @@ def build_app(cluster: Cluster) -> web.Application:
                 return response
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            if faults.take("drop_requests", "drop_fraction"):
+            if faults.take("drop", request.method, request.path):
                 request["audit"]["fault"] = "drop"
                 code = 0
                 request.transport.abort()
                 return web.Response(status=500)
-            if faults.take("throttle_requests", "throttle_fraction"):
+            if faults.take("throttle", request.method, request.path):
                 request["audit"]["fault"] = "throttle"
                 raise ApiError(429, "TooManyRequests", "Too many requests, please try again later.",
                                {"causes": [{"message": "client rate limited"}], "retryAfterSeconds": faults.retry_after},
                                {"Retry-After": str(faults.retry_after)})
-            if faults.take("error_requests", "error_fraction"):
+            if faults.take("errors", request.method, request.path):
                 request["audit"]["fault"] = "error"
                 raise ApiError(faults.error_code, "InternalError", "Internal error occurred: injected by the lab scenario",
                                {"causes": [{"message": "injected by the lab scenario"}]})
             response = await handler(request)
             code = response.status
+            if faults.take("drop_after_write", request.method, request.path):
+                # The request took effect (audited with its real code); only its answer is lost.
+                request["audit"]["fault"] = "drop_after_write"
+                request.transport.abort()
             return response
         except ApiError as error:
             code = error.code
@@ -882,7 +928,10 @@ def build_app(cluster: Cluster) -> web.Application:
         """Test control: replace the fault set at run time (admin token only)."""
         if request.headers.get("Authorization") != f"Bearer {cluster.admin_token}":
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        cluster.faults = Faults.from_spec(await read_body(request))
+        try:
+            cluster.faults = Faults.from_spec(await read_body(request))
+        except (TypeError, ValueError) as error:
+            raise bad_request(f"invalid fault set: {error}") from error
         return json_response({"faults": cluster.faults.__dict__})
 
     app = web.Application(middlewares=[pipeline], client_max_size=32 * 1024 * 1024)

@@ -2,6 +2,7 @@ import base64
 import contextlib
 import email.utils
 import hashlib
+import json
 import re
 import socket
 import struct
@@ -14,6 +15,7 @@ from websocket import WebSocketBadStatusException
 
 from ansible_collections.kubediag.egress.plugins.module_utils.kube import (
     EXEC_OUTPUT_CAP,
+    ApiError,
     KubeClient,
     KubeError,
     RateLimiter,
@@ -60,6 +62,20 @@ def test_refused_exec_upgrade_is_explained_with_the_servers_message(tmp_path):
     assert error.status == 403
     assert str(error) == ('forbidden: pods "web" is forbidden: User "viewer" cannot create resource "pods/exec" in API group "" in the '
                           'namespace "shop". Grant this user the RBAC permission named above, or use a context that has it.')
+
+
+@pytest.mark.parametrize("message", [
+    'pods "kdprobe-node-ab12c" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)',
+    'admission webhook "warden-validating.common-webhooks.networking.gke.io" denied the request: GKE Warden rejected the request because '
+    'it violates one or more constraints. Violations details: {"[denied by autogke-disallow-hostnamespaces]":["enabling hostNetwork is '
+    'not allowed in Autopilot."]}',
+])
+def test_an_admission_refusal_is_not_blamed_on_rbac(tmp_path, message):
+    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": "Forbidden", "code": 403})
+    kube = connect(kubeconfig=_kubeconfig(tmp_path, "https://127.0.0.1:1"))
+    error = kube.explain(ApiError(403, "Forbidden", body), "node debug pod in namespace shop")
+    assert (error.status, error.server_message) == (403, message)
+    assert str(error) == f"refused by admission policy: {message}." and "RBAC" not in str(error)
 
 
 @pytest.mark.parametrize(("args", "path"), [

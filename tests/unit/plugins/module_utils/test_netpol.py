@@ -162,3 +162,25 @@ def test_destination_cache_is_bounded(monkeypatch):
     for _attempt in range(100):
         policy_set.egress("shop/web", f"198.51.100.{rng.randrange(1, 255)}", "TCP", 443)
     assert len(policy_set._destinations) <= 10
+
+
+@pytest.mark.parametrize("bad_port", [{"name": "metrics"}, {"name": "metrics", "containerPort": None}, {"name": "metrics", "containerPort": "nine"},
+                                      {"name": "metrics", "containerPort": 9100, "protocol": "ICMP"}])
+def test_a_malformed_container_port_is_left_out_and_listed(bad_port):
+    """An offline manifest the API server would refuse (a named port without containerPort) costs only that port."""
+    api = {"kind": "Pod", "metadata": {"name": "api", "namespace": "shop", "labels": {"app": "api"}}, "status": {"podIP": "10.244.1.7"},
+           "spec": {"containers": [{"name": "api", "ports": [bad_port, {"name": "http", "containerPort": 8080}]}]}}
+    web = {"kind": "Pod", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}, "status": {"podIP": "10.244.1.8"}}
+    policy = {"kind": "NetworkPolicy", "metadata": {"name": "to-api", "namespace": "shop"},
+              "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
+                       "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": "http"}, {"port": "metrics"}]}]}}
+    policy_set = PolicySet([api, web, policy])
+    assert policy_set.egress("shop/web", "shop/api", "TCP", 8080)["allowed"] is True
+    assert policy_set.egress("shop/web", "shop/api", "TCP", 9100)["allowed"] is False
+    [skipped] = policy_set.not_checked
+    assert skipped["what"] == "pod shop/api port 'metrics'" and skipped["reason"] == "invalid"
+    assert "spec.containers[0].ports[0]" in skipped["message"] and "policies naming port 'metrics'" in skipped["message"]
+
+
+def test_well_formed_objects_leave_nothing_unchecked():
+    assert PolicySet(SHARED_CLUSTER).not_checked == []

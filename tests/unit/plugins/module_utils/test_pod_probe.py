@@ -236,3 +236,29 @@ def test_an_ephemeral_container_patch_lost_before_it_applied_is_repeated(tmp_pat
 def test_the_default_debug_image_is_pinned_to_a_tag():
     name, _sep, tag = pod_probe.DEFAULT_DEBUG_IMAGE.rpartition(":")
     assert name and "/" not in tag and tag not in ("", "latest")
+
+
+PSA_MESSAGE = 'pods "kdprobe-node-ab12c" is forbidden: violates PodSecurity "restricted:v1.30": host namespaces (hostNetwork=true)'
+WARDEN_MESSAGE = ('admission webhook "warden-validating.common-webhooks.networking.gke.io" denied the request: GKE Warden rejected the '
+                  'request because it violates one or more constraints. Violations details: {"[denied by autogke-disallow-hostnamespaces]":'
+                  '["enabling hostNetwork is not allowed in Autopilot."]}')
+
+
+@pytest.mark.parametrize(("message", "reason"), [
+    (PSA_MESSAGE, "Pod Security restricted forbids hostNetwork in shop"),
+    (WARDEN_MESSAGE, "GKE Autopilot forbids hostNetwork pods in shop"),
+])
+def test_an_admission_refusal_of_the_node_pod_is_told_from_rbac(message, reason):
+    api = FakeApi(fail={("POST", "/pods"): KubeError(f"refused by admission policy: {message}.", status=403, server_message=message)})
+    with pytest.raises(pod_probe.NodeProbeForbidden) as raised:
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    assert str(raised.value) == f"{reason} ({message})" and "RBAC" not in str(raised.value)
+    assert raised.value.advice and api.writes == []
+
+
+def test_an_rbac_refusal_of_the_node_pod_stays_an_error():
+    rbac = 'pods is forbidden: User "dev" cannot create resource "pods" in API group "" in the namespace "shop"'
+    api = FakeApi(fail={("POST", "/pods"): KubeError(f"forbidden: {rbac}. Grant this user ...", status=403, server_message=rbac)})
+    with pytest.raises(KubeError) as raised:
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    assert not isinstance(raised.value, pod_probe.NodeProbeForbidden)

@@ -179,3 +179,31 @@ def test_mesh_registry_only_is_named_with_the_service_entry_to_create():
     assert any("REGISTRY_ONLY" in line for line in finding["evidence"])
     entry = finding["remediation"]["params"]["definition"]
     assert (entry["kind"], entry["spec"]["hosts"], entry["spec"]["ports"][0]["number"]) == ("ServiceEntry", ["api.example.test"], 443)
+
+
+NODE_FORBIDDEN = {"probed": False, "runner": {"mode": "none", "node": "node-1"}, "checks": [], "targets": [], "summary": {},
+                  "not_probed_reason": 'Pod Security baseline forbids hostNetwork in shop (pods "kdprobe-node-x" is forbidden: violates '
+                                       'PodSecurity "baseline:latest": host namespaces (hostNetwork=true))'}
+
+
+@pytest.mark.parametrize("name", ["node.egress_broken", "route.no_internet_path", "nat.missing_snat"])
+@pytest.mark.parametrize("keep_node_checks", [False, True])
+def test_a_node_part_that_was_not_probed_concludes_nothing(name, keep_node_checks):
+    """Pod Security forbade the node debug pod: the causes that need the node's view are not concluded, and not_checked says why."""
+    facts = copy.deepcopy(RECORDINGS[name]["facts"])
+    node = copy.deepcopy(NODE_FORBIDDEN)
+    if keep_node_checks:  # a node part that says probed: false is not read, whatever else it carries
+        node["checks"] = facts["pod_probes"][0]["node"]["checks"]
+    facts["pod_probes"][0]["node"] = node
+    verdict = evaluate_cluster(facts)[0]
+    assert verdict["root_causes"] == [] and verdict["healthy"] is False
+    assert all(t["status"] == "unknown" for t in verdict["targets"])
+    assert f"the node was not probed: {NODE_FORBIDDEN['not_probed_reason']}" in verdict["not_checked"]
+
+
+def test_a_healthy_pod_stays_healthy_without_its_node():
+    facts = copy.deepcopy(RECORDINGS["healthy"]["facts"])
+    facts["pod_probes"][0]["node"] = copy.deepcopy(NODE_FORBIDDEN)
+    verdict = evaluate_cluster(facts)[0]
+    assert verdict["root_causes"] == ["healthy"]
+    assert any("Pod Security baseline forbids hostNetwork in shop" in line for line in verdict["not_checked"])

@@ -1,0 +1,91 @@
+"""The node debug pod against the lab's API server when the cluster says no: Pod Security admission, and a create whose
+answer is lost after the server applied it."""
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.kubediag.egress.plugins.module_utils import kube, pod_probe
+
+pytestmark = pytest.mark.lab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PUBLIC_RESOLVER = "192.0.2.8"
+TARGETS = ["https://api.example.test/health"]
+
+
+@pytest.fixture(scope="module")
+def baseline_lab(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.fail("the lab needs root (it creates network namespaces); run as root")
+    from kdlab import build
+    directory = str(tmp_path_factory.mktemp("psa") / "lab")
+    build.up(os.path.join(HERE, "scenarios", "pod-security-baseline.yml"), directory)
+    yield directory
+    build.down(directory)
+
+
+def audit(lab_dir):
+    with open(os.path.join(lab_dir, "audit.jsonl"), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def probe(lab_dir, **kwargs):
+    client = kube.connect(kubeconfig=os.path.join(lab_dir, "kubeconfig"), context="lab")
+    options = pod_probe.build_options(timeout=2, external_resolver=PUBLIC_RESOLVER)
+    return pod_probe.probe_pod(client, "shop", "web", TARGETS, options=options, node_probe=True, **kwargs)
+
+
+def test_pod_security_keeps_the_pod_part_and_names_itself(baseline_lab):
+    facts = probe(baseline_lab)
+    assert facts["probed"] and facts["summary"]["fail"] == 0 and facts["summary"]["ok"] > 5  # every in-pod check stands
+    node = facts["node"]
+    assert node["probed"] is False and node["checks"] == []
+    assert node["not_probed_reason"].startswith('Pod Security baseline forbids hostNetwork in shop (pods "kdprobe-node-')
+    assert 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' in node["not_probed_reason"]
+    [note] = [n for n in facts["notes"] if n.startswith("node not probed")]
+    assert "RBAC" not in note and "node_probe_namespace" in note
+    creates = [a for a in audit(baseline_lab) if a["verb"] == "create" and a["resource"] == "pods"]
+    assert [a["code"] for a in creates] == [403]  # refused once, not retried
+
+
+def test_node_probe_namespace_that_admits_host_network(baseline_lab):
+    facts = probe(baseline_lab, node_probe_namespace="default")
+    assert facts["node"]["probed"] and facts["node"]["runner"]["pod"].startswith("default/kdprobe-node-")
+    assert facts["node"]["summary"]["fail"] == 0
+    client = kube.connect(kubeconfig=os.path.join(baseline_lab, "kubeconfig"), context="lab")
+    assert client.request("GET", "/api/v1/pods", query={"labelSelector": pod_probe.RUN_ID_LABEL})["items"] == []
+
+
+def test_a_create_whose_answer_is_lost_leaves_no_debug_pod(labs):
+    """The API server stores the node debug pod and drops the connection before answering: the probe ends with a clear
+    error, the pod is found by its run label and deleted, and it was created once (never POSTed again)."""
+    lab = labs.get("healthy")
+    client = kube.connect(kubeconfig=os.path.join(lab, "kubeconfig"), context="lab")
+    earlier = len(audit(lab))  # the lab is shared: only this test's requests count
+    client.request("PUT", "/_lab/faults", body={"drop_after_write": {"requests": 1, "methods": ["POST"], "path": "^/api/v1/namespaces/shop/pods$"}})
+    try:
+        options = pod_probe.build_options(timeout=2, external_resolver=PUBLIC_RESOLVER)
+        with pytest.raises(kube.KubeError) as raised:
+            pod_probe.probe_pod(client, "shop", "web", TARGETS, options=options, node_probe=True)
+    finally:
+        client.request("PUT", "/_lab/faults", body={})
+    message = str(raised.value)
+    assert "node debug pod in namespace shop" in message and "the POST may have been applied" in message, message
+    assert message.endswith("was found and deleted.") and "RBAC" not in message
+    records = [a for a in audit(lab)[earlier:] if a["resource"] == "pods" and a["namespace"] == "shop" and a["verb"] in ("create", "delete")]
+    creates = [a for a in records if a["verb"] == "create"]
+    assert [(a["code"], a.get("fault")) for a in creates] == [(201, "drop_after_write")]
+    assert [a["name"] for a in records if a["verb"] == "delete"] == [creates[0]["name"]]
+    left = client.request("GET", "/api/v1/namespaces/shop/pods", query={"labelSelector": "app.kubernetes.io/component=node-probe"})
+    assert left["items"] == []
+
+
+def test_the_module_warns_and_returns_the_pod_part(baseline_lab, run_module):
+    result = run_module({"kubeconfig": os.path.join(baseline_lab, "kubeconfig"), "context": "lab", "namespace": "shop", "pod": "web",
+                         "targets": TARGETS, "external_resolver": PUBLIC_RESOLVER, "timeout": 2, "node_probe": True})
+    assert not result["failed"] and result["probed"] and result["summary"]["fail"] == 0, result.get("msg")
+    assert result["node"]["probed"] is False
+    assert result["node"]["not_probed_reason"].startswith("Pod Security baseline forbids hostNetwork in shop")
+    assert any(n.startswith("node not probed: Pod Security baseline forbids hostNetwork in shop") for n in result["notes"]), result["notes"]
