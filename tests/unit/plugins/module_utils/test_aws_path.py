@@ -202,8 +202,8 @@ def test_subnet_without_a_default_route_names_the_main_table():
     snap["route_tables"] = [t for t in snap["route_tables"] if t["RouteTableId"] != "rtb-private"]
     result = evaluate_path(snap, DEST)
     assert blocking(result) == [("route", "NO_ROUTE_TO_DESTINATION")]
-    assert hop(result, "route")["detail"] == ("rtb-main (the VPC's main table (no explicit association)) has no route to "
-                                             "198.51.100.10: the subnet has no way out")
+    expected = "rtb-main (the VPC's main table (no explicit association)) has no route to 198.51.100.10: the subnet has no way out"
+    assert hop(result, "route")["detail"] == expected
 
 
 def test_route_to_a_deleted_nat_gateway_is_dead_although_the_route_says_active():
