@@ -37,6 +37,9 @@ def _split_selector(selector):
 def parse_pod_ref(ref):
     """{namespace, kind: pod|workload|selector, name, workload_kind, selector} from a reference string."""
     forms = "namespace/name, namespace/deployment/name or namespace/<label selector> (e.g. shop/app=web)"
+    if ref is None or (isinstance(ref, str) and not ref.strip()):
+        raise PodRefError(f"no pod given: name the pod to diagnose as {forms}; the diagnose_egress playbook takes it as "
+                          "-e pod=shop/web or from the inventory host var egress_pod")
     if not isinstance(ref, str) or "/" not in ref:
         raise PodRefError(f"pod {ref!r} is not a pod reference: use {forms}")
     namespace, rest = ref.split("/", 1)
