@@ -340,7 +340,8 @@ class KubeClient:
             text = (f"the API server at {self.server} rejected the credentials (401 Unauthorized) while reading {what}: "
                     "refresh the token or pick another context.")
         elif error.status == 403:
-            text = f"forbidden: {message}. Grant this user the RBAC permission named above, or use a context that has it."
+            # The server's message names the verb, resource and namespace; `what` says which step needed it (and its way out).
+            text = f"forbidden: {message} ({what}). Grant this user the RBAC permission named above, or use a context that has it."
         elif error.status in RETRYABLE_STATUS:
             tried = f"; {attempts}" if attempts else ""
             text = (f"the API server kept failing on {what} (last answer HTTP {error.status}: {message}{tried}): its control plane "

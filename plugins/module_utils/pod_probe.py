@@ -288,7 +288,7 @@ def add_debug_container(client, pod, target_container: str, image: str, lifetime
     try:
         # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are.
         client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
-                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)",
+                       what=f"{what} (RBAC: patch pods/ephemeralcontainers; or leave debug_container off)",
                        body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json")
     except KubeError as error:
         # An ambiguous failure: the container may have been added (and cannot be removed); use it if it was.
@@ -328,7 +328,8 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
     try:
         created = client.request("POST", api_path("v1", "pods", namespace), body=manifest,
-                                 what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there)")
+                                 what=f"node debug pod in namespace {namespace} (RBAC: create pods; hostNetwork must be allowed there; "
+                                      "or turn the node probe off: node_probe false)")
     except KubeError as error:
         if _clear_refusal(error):
             raise

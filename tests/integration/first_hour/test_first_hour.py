@@ -130,7 +130,10 @@ LAB_USERS = {
     "oncall": [],  # reached through the exec credential plugin
     "no-exec": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}],
     "no-netpol": [{"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list"]}],
+    "no-debug-pod": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}],
 }
+# A private mirror, pinned by digest, as a user without access to Docker Hub sets it (the lab runs any image as netshoot).
+MIRRORED_DEBUG_IMAGE = "registry.example.test/mirror/netshoot@sha256:" + "0123456789abcdef" * 4
 
 
 @pytest.fixture(scope="module")
@@ -197,10 +200,13 @@ def _assert_diagnosed(report, output, lab, cluster, context, pods):
 
 @pytest.mark.lab
 def test_least_privilege_clusterrole_is_enough_for_a_full_diagnosis(installed, lab):
-    """A token user bound to exactly the ClusterRole: node probe and debug container on, a failing probe (so every cluster
-    read is made): the expected verdict, nothing forbidden, and every permission the role grants used by it."""
+    """A token user bound to exactly the ClusterRole: node probe and debug container (from a digest-pinned private mirror)
+    on, a failing probe (so the cluster reads are made): the expected verdict, nothing forbidden, every request allowed by
+    the role, and its exec, write, log and list permissions all used. (The kinds the lab does not serve, Istio, Cilium,
+    Calico, AdminNetworkPolicy, are not read, as on a cluster without them.)"""
     inventory = {"all": {"hosts": {"lab": {"kubeconfig": lab.info["kubeconfig"], "context": "lab-diagnoser"}}}}
-    code, output, report = _diagnose(installed, inventory, _lab_extra(lab, pod="shop/app=web", allow_debug_container=True))
+    code, output, report = _diagnose(installed, inventory, _lab_extra(lab, pod="shop/app=web", allow_debug_container=True,
+                                                                      debug_image=MIRRORED_DEBUG_IMAGE))
     assert code == 0, output[-4000:]
     assert not report["errors"], report["errors"]
     _assert_diagnosed(report, output, lab, "lab", "lab-diagnoser", ["shop/web", "shop/web-distroless"])
@@ -213,6 +219,13 @@ def test_least_privilege_clusterrole_is_enough_for_a_full_diagnosis(installed, l
         assert needed in used, sorted(used)
     rules = _clusterrole_rules()
     assert [e for e in entries if not _allowed(rules, e)] == []
+    debug = [r for r in report["results"] if r["pod"] == "shop/web-distroless"]
+    assert debug and all(c["status"] != "skip" for c in debug[0]["checks"]), debug  # probed, from the debug container
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(lab.info["kubeconfig"], context="lab"))
+    ephemeral = api.read_namespaced_pod("web-distroless", "shop").spec.ephemeral_containers or []
+    assert [c.image for c in ephemeral] == [MIRRORED_DEBUG_IMAGE]
 
 
 @pytest.mark.lab
@@ -257,20 +270,23 @@ def test_readme_inventory_exec_plugin_user_and_default_kubeconfig(installed, lab
 
 @pytest.mark.lab
 def test_one_permission_less_or_a_wrong_context_is_named(installed, lab):
-    """Users with the ClusterRole minus pods/exec create, minus networkpolicies list; a context the kubeconfig lacks.
-    Each cluster fails with a message naming what is missing; no credential is printed."""
+    """Users with the ClusterRole minus pods/exec create, minus networkpolicies list, minus pods create (the node debug pod);
+    a context the kubeconfig lacks. Each cluster fails with a message naming what is missing; no credential is printed."""
     kubeconfig = lab.info["kubeconfig"]
     inventory = {"all": {"hosts": {"no-exec": {"kubeconfig": kubeconfig, "context": "lab-no-exec"},
                                    "no-netpol": {"kubeconfig": kubeconfig, "context": "lab-no-netpol"},
+                                   "no-debug-pod": {"kubeconfig": kubeconfig, "context": "lab-no-debug-pod"},
                                    "typo": {"kubeconfig": kubeconfig, "context": "lab-diagnoserr"}}}}
-    code, output, report = _diagnose(installed, inventory, _lab_extra(lab, node_probe=False))
+    code, output, report = _diagnose(installed, inventory, _lab_extra(lab))  # the node probe on, as by default
     assert code != 0
     errors = {e["cluster"]: e for e in report["errors"]}
-    assert set(errors) == {"no-exec", "no-netpol", "typo"}, output[-4000:]
+    assert set(errors) == {"no-exec", "no-netpol", "no-debug-pod", "typo"}, output[-4000:]
     assert ('User "no-exec" cannot create resource "pods/exec" in API group "" in the namespace "shop"' in errors["no-exec"]["msg"]
             and "RBAC" in errors["no-exec"]["msg"]), errors["no-exec"]
     assert ('User "no-netpol" cannot list resource "networkpolicies" in API group "networking.k8s.io" in the namespace "shop"'
             in errors["no-netpol"]["msg"] and "RBAC" in errors["no-netpol"]["msg"]), errors["no-netpol"]
+    assert ('User "no-debug-pod" cannot create resource "pods" in API group "" in the namespace "shop"' in errors["no-debug-pod"]["msg"]
+            and "node_probe false" in errors["no-debug-pod"]["msg"]), errors["no-debug-pod"]
     assert errors["typo"]["msg"].startswith(f"context 'lab-diagnoserr' is not in kubeconfig {kubeconfig}: it has 'lab', "), errors["typo"]
     assert "'lab-diagnoser'" in errors["typo"]["msg"]
     config = _lab_kubeconfig(lab)

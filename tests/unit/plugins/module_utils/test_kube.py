@@ -60,7 +60,7 @@ def test_refused_exec_upgrade_is_explained_with_the_servers_message(tmp_path):
     error = kube.explain(handshake_error(refused), "exec in pod shop/web")
     assert error.status == 403
     assert str(error) == ('forbidden: pods "web" is forbidden: User "viewer" cannot create resource "pods/exec" in API group "" in the '
-                          'namespace "shop". Grant this user the RBAC permission named above, or use a context that has it.')
+                          'namespace "shop" (exec in pod shop/web). Grant this user the RBAC permission named above, or use a context that has it.')
 
 
 @pytest.mark.parametrize(("args", "path"), [
