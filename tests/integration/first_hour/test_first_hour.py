@@ -164,6 +164,13 @@ def _token(config, context):
     return next(u["user"]["token"] for u in config["users"] if u["name"] == entry["user"])
 
 
+def _readme_inventory():
+    """The example inventory of the README's "Diagnose a pod" section, as a user copies it."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        section = handle.read().split("One inventory host per cluster", 1)[1]
+    return yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+
+
 def _lab_extra(lab, **extra):
     """What the lab's own inventory knows about its world (resolver, echo URL, proxy), passed as a user passes options."""
     with open(lab.info["inventory"], encoding="utf-8") as handle:
@@ -231,9 +238,12 @@ def test_least_privilege_clusterrole_is_enough_for_a_full_diagnosis(installed, l
 @pytest.mark.lab
 def test_readme_inventory_exec_plugin_user_and_default_kubeconfig(installed, lab):
     """~/.kube/config holds `prod-eu` (user authenticated by an exec credential plugin, as EKS/GKE/AKS kubeconfigs are) and
-    `dev` (a token user, the current-context). The README's host (kubeconfig ~/.kube/config, context prod-eu) works as
-    written; a host with neither kubeconfig nor context uses the default kubeconfig's current-context and says so."""
+    `dev` (a token user, the current-context). The README's inventory works as written; a host added with neither
+    kubeconfig nor context uses the default kubeconfig's current-context and says so."""
     _cwd, env = installed
+    inventory = _readme_inventory()
+    ((readme_host, readme_vars),) = inventory["all"]["hosts"].items()
+    assert readme_vars["kubeconfig"] == "~/.kube/config", readme_vars  # the file this test writes under the fresh HOME
     config = _lab_kubeconfig(lab)
     (cluster,) = [c for c in config["clusters"] if c["name"] == "lab"]
     plugin_dir = os.path.join(env["HOME"], "bin")
@@ -252,18 +262,18 @@ def test_readme_inventory_exec_plugin_user_and_default_kubeconfig(installed, lab
         "users": [{"name": "oncall", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": plugin,
                                                         "args": [token_file], "interactiveMode": "Never"}}},
                   {"name": "diagnoser", "user": {"token": _token(config, "lab-diagnoser")}}],
-        "contexts": [{"name": "prod-eu", "context": {"cluster": "lab", "user": "oncall"}},
+        "contexts": [{"name": readme_vars["context"], "context": {"cluster": "lab", "user": "oncall"}},
                      {"name": "dev", "context": {"cluster": "lab", "user": "diagnoser"}}]}
     os.makedirs(os.path.join(env["HOME"], ".kube"), exist_ok=True)
     with open(os.path.join(env["HOME"], ".kube", "config"), "w", encoding="utf-8") as handle:
         yaml.safe_dump(home_config, handle)
-    inventory = {"all": {"hosts": {"prod": {"kubeconfig": "~/.kube/config", "context": "prod-eu"}, "fallback": {}}}}
+    inventory["all"]["hosts"]["fallback"] = {}
     code, output, report = _diagnose(installed, inventory, _lab_extra(lab, node_probe=False))
     assert code == 0, output[-4000:]
     assert not report["errors"], report["errors"]
-    _assert_diagnosed(report, output, lab, "prod", "prod-eu", ["shop/web"])
+    _assert_diagnosed(report, output, lab, readme_host, readme_vars["context"], ["shop/web"])
     _assert_diagnosed(report, output, lab, "fallback", "dev", ["shop/web"])
-    assert "fallback (context dev) shop/web" in output and "prod (context prod-eu) shop/web" in output
+    assert "fallback (context dev) shop/web" in output and f"{readme_host} (context {readme_vars['context']}) shop/web" in output
     assert os.path.exists(token_file + ".called")  # the plugin ran ...
     assert _audit(lab, "oncall")  # ... and its token is who the API server saw
 
