@@ -48,8 +48,9 @@ def installed(tmp_path_factory):
     return str(cwd), env
 
 
-def _diagnose(installed, inventory, extra=None):
+def _diagnose(installed, inventory, extra=None, env_extra=None):
     cwd, env = installed
+    env = {**env, **(env_extra or {})}
     path = os.path.join(cwd, "clusters.yml")
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(inventory, handle)
@@ -302,3 +303,17 @@ def test_one_permission_less_or_a_wrong_context_is_named(installed, lab):
     config = _lab_kubeconfig(lab)
     for user in config["users"]:
         assert user["user"]["token"] not in output and user["user"]["token"] not in json.dumps(report)
+
+
+@pytest.mark.lab
+def test_k8s_auth_environment_as_awx_passes_it(installed, lab):
+    """AWX's Kubernetes bearer token credential: K8S_AUTH_HOST, _API_KEY, _VERIFY_SSL, _SSL_CA_CERT in the environment, an
+    inventory host with no vars at all, and KUBECONFIG pointing at no file: nothing comes from a kubeconfig."""
+    config = _lab_kubeconfig(lab)
+    (cluster,) = [c["cluster"] for c in config["clusters"] if c["name"] == "lab"]
+    env = {"K8S_AUTH_HOST": cluster["server"], "K8S_AUTH_API_KEY": _token(config, "lab-diagnoser"), "K8S_AUTH_VERIFY_SSL": "true",
+           "K8S_AUTH_SSL_CA_CERT": cluster["certificate-authority"], "KUBECONFIG": os.path.join(installed[0], "no-such-kubeconfig")}
+    code, output, report = _diagnose(installed, {"all": {"hosts": {"awx-cluster": {}}}}, _lab_extra(lab, node_probe=False), env)
+    assert code == 0, output[-4000:]
+    _assert_diagnosed(report, output, lab, "awx-cluster", None, ["shop/web"])
+    assert env["K8S_AUTH_API_KEY"] not in output
