@@ -258,11 +258,10 @@ def test_readme_inventory_exec_plugin_user_and_default_kubeconfig(installed, lab
                      'printf \'{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential", '
                      '"status": {"token": "%s"}}\\n\' "$(cat "$1")"\n')
     os.chmod(plugin, 0o700)
+    exec_plugin = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": plugin, "args": [token_file], "interactiveMode": "Never"}
     home_config = {
         "apiVersion": "v1", "kind": "Config", "current-context": "dev", "clusters": [cluster],
-        "users": [{"name": "oncall", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": plugin,
-                                                        "args": [token_file], "interactiveMode": "Never"}}},
-                  {"name": "diagnoser", "user": {"token": _token(config, "lab-diagnoser")}}],
+        "users": [{"name": "oncall", "user": {"exec": exec_plugin}}, {"name": "diagnoser", "user": {"token": _token(config, "lab-diagnoser")}}],
         "contexts": [{"name": readme_vars["context"], "context": {"cluster": "lab", "user": "oncall"}},
                      {"name": "dev", "context": {"cluster": "lab", "user": "diagnoser"}}]}
     os.makedirs(os.path.join(env["HOME"], ".kube"), exist_ok=True)

@@ -43,8 +43,8 @@ def test_every_playbook_input_is_in_the_table():
     assert set(_playbook_inputs()) - {"kubeconfig", "context"} <= documented
 
 
-def test_the_clusterrole_it_links_is_a_clusterrole_with_its_binding():
-    link = re.search(r"\]\((examples/[\w.-]+\.yml)\)", GUIDE.split("## 6.", 1)[1]).group(1)
-    documents = list(yaml.safe_load_all((REPO / "docs" / link).read_text(encoding="utf-8")))
+def test_the_rbac_examples_it_links_are_a_clusterrole_and_its_binding():
+    links = re.findall(r"\]\((examples/[\w.-]+\.yml)\)", GUIDE.split("## 6.", 1)[1])
+    documents = [yaml.safe_load((REPO / "docs" / link).read_text(encoding="utf-8")) for link in dict.fromkeys(links)]
     assert [d["kind"] for d in documents] == ["ClusterRole", "ClusterRoleBinding"]
-    assert documents[1]["roleRef"]["name"] == documents[0]["metadata"]["name"]
+    assert documents[1]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": documents[0]["metadata"]["name"]}
