@@ -281,16 +281,21 @@ def test_readme_inventory_exec_plugin_user_and_default_kubeconfig(installed, lab
 @pytest.mark.lab
 def test_one_permission_less_or_a_wrong_context_is_named(installed, lab):
     """Users with the ClusterRole minus pods/exec create, minus networkpolicies list, minus pods create (the node debug pod);
-    a context the kubeconfig lacks. Each cluster fails with a message naming what is missing; no credential is printed."""
+    a context the kubeconfig lacks; a pod that is not in the cluster the context names. Each cluster fails with a message
+    naming what is missing, and the context it was reached through; no credential is printed."""
     kubeconfig = lab.info["kubeconfig"]
-    inventory = {"all": {"hosts": {"no-exec": {"kubeconfig": kubeconfig, "context": "lab-no-exec"},
-                                   "no-netpol": {"kubeconfig": kubeconfig, "context": "lab-no-netpol"},
-                                   "no-debug-pod": {"kubeconfig": kubeconfig, "context": "lab-no-debug-pod"},
-                                   "typo": {"kubeconfig": kubeconfig, "context": "lab-diagnoserr"}}}}
-    code, output, report = _diagnose(installed, inventory, _lab_extra(lab))  # the node probe on, as by default
+    hosts = {"no-exec": "lab-no-exec", "no-netpol": "lab-no-netpol", "no-debug-pod": "lab-no-debug-pod", "typo": "lab-diagnoserr",
+             "ghost": "lab-diagnoser"}
+    inventory = {"all": {"vars": {"kubeconfig": kubeconfig, "egress_pod": lab.scenario["subject"]["pod"]},
+                         "hosts": {host: {"context": context} for host, context in hosts.items()}}}
+    inventory["all"]["hosts"]["ghost"]["egress_pod"] = "shop/no-such-pod"
+    extra = {k: v for k, v in _lab_extra(lab).items() if k != "pod"}  # the node probe on, as by default
+    code, output, report = _diagnose(installed, inventory, extra)
     assert code != 0
     errors = {e["cluster"]: e for e in report["errors"]}
-    assert set(errors) == {"no-exec", "no-netpol", "no-debug-pod", "typo"}, output[-4000:]
+    assert set(errors) == set(hosts), output[-4000:]
+    assert {host: e["context"] for host, e in errors.items()} == {**hosts, "typo": None}  # a context that is not there is not used
+    assert "shop/no-such-pod not found" in errors["ghost"]["msg"] and "ERR  ghost (context lab-diagnoser)" in output
     assert ('User "no-exec" cannot create resource "pods/exec" in API group "" in the namespace "shop"' in errors["no-exec"]["msg"]
             and "RBAC" in errors["no-exec"]["msg"]), errors["no-exec"]
     assert ('User "no-netpol" cannot list resource "networkpolicies" in API group "networking.k8s.io" in the namespace "shop"'
