@@ -524,7 +524,8 @@ def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_cer
         # Named here, before the client's loader: its message would not say which contexts there are.
         if used_context not in names:
             has = f"it has {', '.join(repr(n) for n in names)}" if names else "it has no contexts"
-            asked = f"context {context!r} is not in" if context else "no context was given and there is no current-context in"
+            asked = (f"context {context!r} is not in" if context else f"the current-context {current!r} is not in" if current else
+                     "no context was given and there is no current-context in")
             raise KubeError(f"{asked} {source}: {has}; set the inventory host's context (or context=, K8S_AUTH_CONTEXT) to one of them.")
         try:
             if config_file is None:

@@ -120,6 +120,11 @@ def test_no_context_and_no_current_context_lists_the_contexts(tmp_path):
         connect(kubeconfig=_two_context_kubeconfig(tmp_path / "config", current=None))
 
 
+def test_a_current_context_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(KubeError, match=r"the current-context 'gone' is not in kubeconfig .*: it has 'prod-eu', 'staging-eu'"):
+        connect(kubeconfig=_two_context_kubeconfig(tmp_path / "config", current="gone"))
+
+
 def test_a_kubeconfig_mapping_missing_the_context_lists_its_contexts(tmp_path):
     with open(_two_context_kubeconfig(tmp_path / "config"), encoding="utf-8") as handle:
         config = yaml.safe_load(handle)
