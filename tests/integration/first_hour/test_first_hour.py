@@ -315,7 +315,7 @@ def test_k8s_auth_environment_as_awx_passes_it(installed, lab):
     inventory host with no vars at all, and KUBECONFIG pointing at no file: nothing comes from a kubeconfig."""
     config = _lab_kubeconfig(lab)
     (cluster,) = [c["cluster"] for c in config["clusters"] if c["name"] == "lab"]
-    env = {"K8S_AUTH_HOST": cluster["server"], "K8S_AUTH_API_KEY": _token(config, "lab-diagnoser"), "K8S_AUTH_VERIFY_SSL": "true",
+    env = {"K8S_AUTH_HOST": cluster["server"], "K8S_AUTH_API_KEY": _token(config, "lab-diagnoser"), "K8S_AUTH_VERIFY_SSL": "True",
            "K8S_AUTH_SSL_CA_CERT": cluster["certificate-authority"], "KUBECONFIG": os.path.join(installed[0], "no-such-kubeconfig")}
     code, output, report = _diagnose(installed, {"all": {"hosts": {"awx-cluster": {}}}}, _lab_extra(lab, node_probe=False), env)
     assert code == 0, output[-4000:]
