@@ -295,7 +295,7 @@ def test_one_permission_less_or_a_wrong_context_is_named(installed, lab):
     errors = {e["cluster"]: e for e in report["errors"]}
     assert set(errors) == set(hosts), output[-4000:]
     assert {host: e["context"] for host, e in errors.items()} == {**hosts, "typo": None}  # a context that is not there is not used
-    assert "shop/no-such-pod not found" in errors["ghost"]["msg"] and "ERR  ghost (context lab-diagnoser)" in output
+    assert "pod shop/no-such-pod not found in context lab-diagnoser" in errors["ghost"]["msg"] and "ERR  ghost (context lab-diagnoser)" in output
     assert ('User "no-exec" cannot create resource "pods/exec" in API group "" in the namespace "shop"' in errors["no-exec"]["msg"]
             and "RBAC" in errors["no-exec"]["msg"]), errors["no-exec"]
     assert ('User "no-netpol" cannot list resource "networkpolicies" in API group "networking.k8s.io" in the namespace "shop"'
