@@ -7,12 +7,14 @@ options:
   kubeconfig:
     description:
       - Path to a kubeconfig file, or the kubeconfig content as a dictionary.
-      - Defaults to E(KUBECONFIG) or C(~/.kube/config) unless O(host) is given.
+      - Defaults, unless O(host) is given, to what kubectl reads, every file of E(KUBECONFIG) (a path list, merged; the first
+        C(current-context) set wins), else C(~/.kube/config).
       - Can also be set with E(K8S_AUTH_KUBECONFIG).
     type: raw
   context:
     description:
-      - The kubeconfig context to use; the current context when omitted.
+      - The kubeconfig context to use; the current context when omitted. A context the kubeconfig lacks fails with the names
+        of the contexts it has.
       - Can also be set with E(K8S_AUTH_CONTEXT).
     type: str
   host:

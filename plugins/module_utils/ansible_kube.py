@@ -90,6 +90,11 @@ class KubeModule:
             )
         return self._client
 
+    @property
+    def context(self):
+        """The kubeconfig context the client connected with (None before connecting, or with host/api_key only)."""
+        return self._client.context if self._client is not None else None
+
     def exit_json(self, **result):
         self.module.exit_json(**result)
 

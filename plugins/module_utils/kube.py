@@ -20,6 +20,7 @@ try:
     import certifi
     import urllib3
     import websocket
+    import yaml
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes.client.rest import RESTClientObject
@@ -230,6 +231,7 @@ class KubeClient:
         self.deadline = time.monotonic() + budget
         self.limiter = RateLimiter(qps, burst)
         self.exec_reruns = 0
+        self.context = None  # the kubeconfig context connect() used, when it read a kubeconfig
         self.pool = RESTClientObject(configuration).pool_manager
 
     def auth_headers(self):
@@ -363,7 +365,8 @@ class KubeClient:
             # An admission policy refused the object itself: no RBAC grant changes that.
             text = f"refused by admission policy: {message}."
         elif error.status == 403:
-            text = f"forbidden: {message}. Grant this user the RBAC permission named above, or use a context that has it."
+            # The server's message names the verb, resource and namespace; `what` says which step needed it (and its way out).
+            text = f"forbidden: {message} ({what}). Grant this user the RBAC permission named above, or use a context that has it."
         elif error.status in RETRYABLE_STATUS:
             tried = f"; {attempts}" if attempts else ""
             text = (f"the API server kept failing on {what} (last answer HTTP {error.status}: {message}{tried}): its control plane "
@@ -528,17 +531,34 @@ def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_cer
     if KUBERNETES_IMPORT_ERROR is not None:
         raise KubeError(f"the Python 'kubernetes' library is required: {KUBERNETES_IMPORT_ERROR}")
     configuration = k8s_client.Configuration()
+    used_context = None
     if host is None or kubeconfig is not None or context is not None:
+        if isinstance(kubeconfig, dict):
+            source, config_file = "the kubeconfig given as a mapping", None
+            names, current = _context_names([kubeconfig])
+        else:
+            # Like kubectl: the kubeconfig option, else every file of KUBECONFIG (os.pathsep-separated), else ~/.kube/config.
+            listed = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            paths = [os.path.expanduser(p) for p in ([listed] if kubeconfig else listed.split(os.pathsep)) if p]
+            existing = [p for p in paths if os.path.exists(p)]
+            if not existing:
+                raise KubeError(f"kubeconfig {os.pathsep.join(paths)} does not exist: pass kubeconfig=, set K8S_AUTH_KUBECONFIG, or give host and api_key.")
+            source, config_file = f"kubeconfig {os.pathsep.join(existing)}", os.pathsep.join(existing)
+            names, current = _context_names(_read_kubeconfigs(existing))
+        used_context = context or current
+        # Named here, before the client's loader: its message would not say which contexts there are.
+        if used_context not in names:
+            has = f"it has {', '.join(repr(n) for n in names)}" if names else "it has no contexts"
+            asked = (f"context {context!r} is not in" if context else f"the current-context {current!r} is not in" if current else
+                     "no context was given and there is no current-context in")
+            raise KubeError(f"{asked} {source}: {has}; set the inventory host's context (or context=, K8S_AUTH_CONTEXT) to one of them.")
         try:
-            if isinstance(kubeconfig, dict):
-                k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration, persist_config=False)
+            if config_file is None:
+                k8s_config.load_kube_config_from_dict(kubeconfig, context=used_context, client_configuration=configuration, persist_config=False)
             else:
-                path = os.path.expanduser(kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config"))
-                if not os.path.exists(path):
-                    raise KubeError(f"kubeconfig {path} does not exist: pass kubeconfig=, set K8S_AUTH_KUBECONFIG, or give host and api_key.")
-                k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration, persist_config=False)
+                k8s_config.load_kube_config(config_file=config_file, context=used_context, client_configuration=configuration, persist_config=False)
         except ConfigException as exc:
-            raise KubeError(f"cannot use the kubeconfig{f' context {context!r}' if context else ''}: {exc}") from exc
+            raise KubeError(f"cannot use the {source} context {used_context!r}: {exc}") from exc
     if host:
         configuration.host = host
     if api_key:
@@ -558,5 +578,37 @@ def connect(kubeconfig=None, context=None, host=None, api_key=None, validate_cer
     if no_proxy:
         configuration.no_proxy = no_proxy
     configuration.retries = False  # KubeClient.request retries, with backoff and Retry-After
-    return KubeClient(configuration, retries=retries, backoff=backoff, timeout=timeout, budget=4 * timeout if budget is None else budget,
+    kube = KubeClient(configuration, retries=retries, backoff=backoff, timeout=timeout, budget=4 * timeout if budget is None else budget,
                       qps=qps, burst=burst)
+    kube.context = used_context
+    return kube
+
+
+def _read_kubeconfigs(paths):
+    documents = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                documents.append(yaml.safe_load(handle))
+        except OSError as exc:
+            raise KubeError(f"cannot read the kubeconfig {path}: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            # Only the position and the problem: PyYAML's full message quotes the offending line, which may hold a token.
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise KubeError(f"the kubeconfig {path} is not valid YAML{where} ({getattr(exc, 'problem', None) or 'unreadable'}): "
+                            "fix the file or point kubeconfig= at another one.") from None
+    return documents
+
+
+def _context_names(documents):
+    """(context names, current context) of kubeconfigs merged as kubectl merges them: the first current-context set wins."""
+    names, current = [], None
+    for document in documents:
+        if not isinstance(document, dict):
+            continue
+        for entry in document.get("contexts") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"] not in names:
+                names.append(entry["name"])
+        current = current or document.get("current-context") or None
+    return names, current

@@ -303,8 +303,9 @@ def add_debug_container(client, pod, target_container: str, image: str, lifetime
         # A strategic merge patch keyed by name, as kubectl debug sends: the pod's other ephemeral containers stay as they are,
         # and a repeat (after a lost answer) merges into the same container instead of adding a second one.
         client.request("PATCH", api_path("v1", "pods", namespace, name, "ephemeralcontainers"),
-                       what=f"{what} (RBAC: patch pods/ephemeralcontainers)", body={"spec": {"ephemeralContainers": [spec]}},
-                       content_type="application/strategic-merge-patch+json", repeatable=True)
+                       what=f"{what} (RBAC: patch pods/ephemeralcontainers; or leave debug_container off)",
+                       body={"spec": {"ephemeralContainers": [spec]}}, content_type="application/strategic-merge-patch+json",
+                       repeatable=True)
     except KubeError as error:
         # An ambiguous failure: the container may have been added (and cannot be removed); use it if it was.
         if _clear_refusal(error) or not statuses()[0]:
@@ -357,7 +358,8 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
     manifest = node_debug_pod_manifest(node, namespace, image, lifetime, run_id)
     try:
-        created = client.create(api_path("v1", "pods", namespace), manifest, what=f"node debug pod in namespace {namespace}")
+        created = client.create(api_path("v1", "pods", namespace), manifest,
+                                what=f"node debug pod in namespace {namespace} (or turn the node probe off: node_probe false)")
     except KubeError as error:
         if _clear_refusal(error):
             policy = admission_refusal(error, namespace)

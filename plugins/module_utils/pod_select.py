@@ -37,6 +37,9 @@ def _split_selector(selector):
 def parse_pod_ref(ref):
     """{namespace, kind: pod|workload|selector, name, workload_kind, selector} from a reference string."""
     forms = "namespace/name, namespace/deployment/name or namespace/<label selector> (e.g. shop/app=web)"
+    if ref is None or (isinstance(ref, str) and not ref.strip()):
+        raise PodRefError(f"no pod given: name the pod to diagnose as {forms}; the diagnose_egress playbook takes it as "
+                          "-e pod=shop/web or from the inventory host var egress_pod")
     if not isinstance(ref, str) or "/" not in ref:
         raise PodRefError(f"pod {ref!r} is not a pod reference: use {forms}")
     namespace, rest = ref.split("/", 1)
@@ -81,12 +84,20 @@ def _pod_entry(pod):
             "ready": bool(statuses) and all(s.get("ready") for s in statuses)}
 
 
+def _where(client):
+    """(" in context X", "--context X ") for messages: a host that fell back to the default kubeconfig may be looking at
+    another cluster than the user thinks."""
+    context = getattr(client, "context", None)
+    return (f" in context {context}", f"--context {context} ") if context else ("", "")
+
+
 def _require_namespace(client, namespace):
     try:
         client.request("GET", api_path("v1", "namespaces", name=namespace), what=f"namespace {namespace}")
     except KubeError as error:
         if error.status == 404:
-            raise KubeError(f"namespace {namespace} not found: check the namespace (kubectl get namespaces).", status=404) from error
+            where, flag = _where(client)
+            raise KubeError(f"namespace {namespace} not found{where}: check the namespace (kubectl {flag}get namespaces).", status=404) from error
         if error.status != 403:  # may not read namespaces: the pod read below still answers
             raise
 
@@ -97,7 +108,9 @@ def _workload_selector(client, namespace, kind, name):
         workload = client.request("GET", api_path("apps/v1", plural, namespace, name), what=f"{kind} {namespace}/{name}")
     except KubeError as error:
         if error.status == 404:
-            raise KubeError(f"{kind} {namespace}/{name} not found: check the name (kubectl get {plural} -n {namespace}).", status=404) from error
+            where, flag = _where(client)
+            raise KubeError(f"{kind} {namespace}/{name} not found{where}: check the name (kubectl {flag}get {plural} -n {namespace}).",
+                            status=404) from error
         raise
     return selector_string((workload.get("spec") or {}).get("selector"))
 
@@ -112,7 +125,8 @@ def select_pods(client, ref, max_pods=10):
         except KubeError as error:
             if error.status == 404:
                 _require_namespace(client, namespace)
-                raise KubeError(f"pod {ref} not found: check the pod name (kubectl get pods -n {namespace}).", status=404) from error
+                where, flag = _where(client)
+                raise KubeError(f"pod {ref} not found{where}: check the pod name (kubectl {flag}get pods -n {namespace}).", status=404) from error
             raise
         return parsed, [_pod_entry(pod)], notes
     _require_namespace(client, namespace)
@@ -126,8 +140,9 @@ def select_pods(client, ref, max_pods=10):
     if len(running) < len(pods):
         notes.append(f"{len(pods) - len(running)} pod(s) matching {selector!r} are not Running and are not diagnosed")
     if not running:
-        raise KubeError(f"no running pod in namespace {namespace} matches {selector!r} ({ref}): check the selector "
-                        f"(kubectl get pods -n {namespace} -l '{selector}').", status=404)
+        where, flag = _where(client)
+        raise KubeError(f"no running pod in namespace {namespace} matches {selector!r} ({ref}){where}: check the selector "
+                        f"(kubectl {flag}get pods -n {namespace} -l '{selector}').", status=404)
     if len(running) > max_pods:
         notes.append(f"{len(running)} running pods match {selector!r}: diagnosing the first {max_pods} by name (raise max_pods for more)")
     return parsed, running[:max_pods], notes

@@ -46,13 +46,14 @@ def _finding_for_target(finding, target):
     return not applies_to or target in applies_to
 
 
-def _result(cluster, verdict, target_entry):
+def _result(cluster, context, verdict, target_entry):
     target = target_entry.get("target")
     findings = [f for f in verdict.get("findings") or [] if _finding_for_target(f, target)]
     root_causes = list(target_entry.get("root_causes") or [])
     status = target_entry.get("status") or ("healthy" if root_causes == ["healthy"] else "failing" if root_causes else "ok")
     return {
         "cluster": cluster,
+        "context": context,
         "pod": verdict.get("pod"),
         "node": verdict.get("node"),
         "target": target,
@@ -73,12 +74,12 @@ def build_report(hosts):
         clusters.append(cluster)
         if host.get("error"):
             error = host["error"]
-            errors.append({"cluster": cluster, "pod": error.get("pod"), "stage": error.get("stage") or "diagnose",
+            errors.append({"cluster": cluster, "context": host.get("context"), "pod": error.get("pod"), "stage": error.get("stage") or "diagnose",
                            "msg": error.get("msg") or "the diagnosis failed without a message"})
         for pod_index, verdict in enumerate(pods):
             _require(isinstance(verdict, dict), f"hosts[{index}].pods[{pod_index}] must be a mapping")
             for target_entry in verdict.get("targets") or []:
-                results.append(_result(cluster, verdict, target_entry))
+                results.append(_result(cluster, host.get("context"), verdict, target_entry))
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
     root_cause_counts = {}
     for result in results:
@@ -122,7 +123,14 @@ def _totals(summary):
 def _not_diagnosed(error):
     """'cluster[ pod]: not diagnosed (inconclusive, stopped at <stage>): msg', plain text."""
     where = f" {error['pod']}" if error.get("pod") else ""
-    return f"{error['cluster']}{where}: not diagnosed (inconclusive, stopped at {error['stage']}): {error['msg']}"
+    return f"{_cluster_label(error)}{where}: not diagnosed (inconclusive, stopped at {error['stage']}): {error['msg']}"
+
+
+def _cluster_label(entry):
+    """The cluster's name, and the kubeconfig context it was reached through when that says more (a host without one
+    was diagnosed through the default kubeconfig's current-context: the user must see which)."""
+    context = entry.get("context")
+    return f"{entry['cluster']} (context {context})" if context and context != entry["cluster"] else entry["cluster"]
 
 
 def summary_lines(report):
@@ -130,7 +138,7 @@ def summary_lines(report):
     lines = []
     for result in report["results"]:
         mark = {"healthy": "OK  ", "ok": "OK  ", "failing": "FAIL", "unknown": "??  "}.get(result["status"], "??  ")
-        lines.append(f"{mark} {result['cluster']} {result['pod']} -> {result['target']}: {_cause_line(result)}")
+        lines.append(f"{mark} {_cluster_label(result)} {result['pod']} -> {result['target']}: {_cause_line(result)}")
         for finding in result["findings"]:
             if finding.get("id") != "healthy":
                 lines.append(f"       {finding['id']}: {finding.get('summary', '')}")

@@ -51,6 +51,14 @@ reference:
   returned: always
   type: dict
   sample: {"namespace": "shop", "kind": "selector", "name": null, "workload_kind": null, "selector": "app=web"}
+context:
+  description:
+    - The kubeconfig context used, the one O(context) names or else the kubeconfig's C(current-context) (so a host without
+      C(kubeconfig)/C(context) says which cluster of the default kubeconfig it diagnosed); null with O(host) and no kubeconfig.
+    - Also returned on failure once the kubeconfig was read.
+  returned: always
+  type: str
+  sample: prod-eu
 notes:
   description: Pods left out (not running, over O(max_pods)).
   returned: always
@@ -76,12 +84,12 @@ def main():
         if params["max_pods"] < 1:
             raise PodRefError(f"max_pods must be at least 1, got {params['max_pods']}")
         reference, pods, notes = select_pods(module.client, params["pod"], params["max_pods"])
-        module.exit_json(changed=False, pods=pods, reference=reference, notes=notes)
+        module.exit_json(changed=False, pods=pods, reference=reference, notes=notes, context=module.context)
     except PodRefError as exc:
         module.module.fail_json(msg=str(exc), changed=False)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught
-        module.fail_from_exception(exc, changed=False)
+        module.fail_from_exception(exc, changed=False, context=module.context)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ options:
   hosts:
     description:
       - One record per cluster, as the C(kubediag.egress.diagnose) role sets C(diagnose_result)
-        C({cluster, pods, error}); C(pods) holds the C(kubediag.egress.egress_verdict) result of each pod, C(error) is
-        C({stage, msg, pod}) when the cluster's diagnosis stopped.
+        C({cluster, context, pods, error}); C(pods) holds the C(kubediag.egress.egress_verdict) result of each pod, C(error) is
+        C({stage, msg, pod}) when the cluster's diagnosis stopped, C(context) the kubeconfig context used (optional).
     type: list
     elements: dict
     required: true

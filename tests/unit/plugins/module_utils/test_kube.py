@@ -3,6 +3,7 @@ import contextlib
 import email.utils
 import hashlib
 import json
+import os
 import re
 import socket
 import struct
@@ -61,7 +62,7 @@ def test_refused_exec_upgrade_is_explained_with_the_servers_message(tmp_path):
     error = kube.explain(handshake_error(refused), "exec in pod shop/web")
     assert error.status == 403
     assert str(error) == ('forbidden: pods "web" is forbidden: User "viewer" cannot create resource "pods/exec" in API group "" in the '
-                          'namespace "shop". Grant this user the RBAC permission named above, or use a context that has it.')
+                          'namespace "shop" (exec in pod shop/web). Grant this user the RBAC permission named above, or use a context that has it.')
 
 
 @pytest.mark.parametrize("message", [
@@ -108,6 +109,78 @@ def _kubeconfig(tmp_path, server):
 def test_unknown_context_is_named(tmp_path):
     with pytest.raises(KubeError, match="context 'elsewhere'"):
         connect(kubeconfig=_kubeconfig(tmp_path, "https://127.0.0.1:1"), context="elsewhere")
+
+
+def _two_context_kubeconfig(path, current="prod-eu"):
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "eu", "cluster": {"server": "https://127.0.0.1:1"}}],
+              "users": [{"name": "admin", "user": {"token": "s3cr3t-token-value"}}],
+              "contexts": [{"name": name, "context": {"cluster": "eu", "user": "admin"}} for name in ("prod-eu", "staging-eu")]}
+    if current:
+        config["current-context"] = current
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_a_context_missing_from_the_kubeconfig_lists_the_contexts_it_has_and_no_credential(tmp_path):
+    path = _two_context_kubeconfig(tmp_path / "config")
+    with pytest.raises(KubeError) as raised:
+        connect(kubeconfig=path, context="prod-us")
+    message = str(raised.value)
+    assert message.startswith(f"context 'prod-us' is not in kubeconfig {path}: it has 'prod-eu', 'staging-eu';"), message
+    assert "s3cr3t" not in message and "admin" not in message
+
+
+def test_no_context_and_no_current_context_lists_the_contexts(tmp_path):
+    with pytest.raises(KubeError, match=r"no context was given and there is no current-context in .*: it has 'prod-eu', 'staging-eu'"):
+        connect(kubeconfig=_two_context_kubeconfig(tmp_path / "config", current=None))
+
+
+def test_a_current_context_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(KubeError, match=r"the current-context 'gone' is not in kubeconfig .*: it has 'prod-eu', 'staging-eu'"):
+        connect(kubeconfig=_two_context_kubeconfig(tmp_path / "config", current="gone"))
+
+
+def test_a_kubeconfig_mapping_missing_the_context_lists_its_contexts(tmp_path):
+    with open(_two_context_kubeconfig(tmp_path / "config"), encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    with pytest.raises(KubeError, match="context 'nope' is not in the kubeconfig given as a mapping: it has 'prod-eu', 'staging-eu'"):
+        connect(kubeconfig=config, context="nope")
+
+
+def test_invalid_kubeconfig_yaml_is_named_without_quoting_the_file(tmp_path):
+    path = tmp_path / "config"
+    path.write_text("users:\n- name: u\n  user: {token: s3cr3t-token-value\n")
+    with pytest.raises(KubeError, match="is not valid YAML at line") as raised:
+        connect(kubeconfig=str(path))
+    assert "s3cr3t" not in str(raised.value)
+
+
+def test_without_kubeconfig_and_context_the_default_kubeconfig_and_its_current_context_are_used(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    _two_context_kubeconfig(home / ".kube" / "config", current="staging-eu")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    kube = connect()
+    assert (kube.context, kube.server) == ("staging-eu", "https://127.0.0.1:1")
+
+
+def test_kubeconfig_env_is_a_path_list_merged_like_kubectl(tmp_path, monkeypatch):
+    """KUBECONFIG=missing:first:second: files that do not exist are skipped, the first current-context set wins."""
+    first = _two_context_kubeconfig(tmp_path / "first", current="staging-eu")
+    second = tmp_path / "second"
+    second.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "dev",
+                                      "clusters": [{"name": "dev", "cluster": {"server": "https://127.0.0.2:1"}}],
+                                      "users": [{"name": "dev", "user": {"token": "d"}}],
+                                      "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "dev"}}]}))
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing"), first, str(second)]))
+    assert connect().context == "staging-eu"
+    kube = connect(context="dev")
+    assert (kube.context, kube.server, kube.auth_headers()) == ("dev", "https://127.0.0.2:1", {"authorization": "Bearer d"})
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(KubeError, match="does not exist"):
+        connect()
 
 
 def test_unreachable_api_server_is_a_sentence_not_a_traceback(tmp_path):

@@ -49,7 +49,7 @@ def test_contract_has_one_result_per_cluster_pod_target(report):
     assert [r["root_causes"] for r in report["results"]] == [["healthy"], ["firewall.port_blocked"], [], ["dns.upstream_forwarding"]]
     assert report["summary"] == {"clusters": 4, "clusters_failed": ["broken"], "pods": 3, "results": 4, "healthy": 1, "ok": 1, "failing": 2,
                                  "unknown": 0, "errors": 1, "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
-    assert report["errors"] == [{"cluster": "broken", "pod": None, "stage": "Resolve which pods to diagnose",
+    assert report["errors"] == [{"cluster": "broken", "context": None, "pod": None, "stage": "Resolve which pods to diagnose",
                                  "msg": "pod shop/x not found: check the pod name"}]
 
 
@@ -126,6 +126,20 @@ def test_a_cluster_whose_read_gave_up_is_reported_inconclusive_with_the_retries_
     markdown, page = render_markdown(report), render_html(report)
     assert f"- {said}" in markdown and "nothing is concluded from the facts read before it" in markdown
     assert "<h2>Not diagnosed (inconclusive)</h2>" in page and html.escape(said) in page
+
+
+def test_the_context_used_is_reported_and_named_in_the_summary_when_it_is_not_the_clusters_name():
+    """A host without kubeconfig/context is diagnosed through the default kubeconfig's current-context: the user sees which."""
+    hosts = _hosts("healthy")
+    hosts[0]["context"] = "kind-dev"
+    hosts += [{"cluster": "prod", "context": "prod", "pods": [], "error": {"stage": "s", "msg": "m"}},
+              {"cluster": "old", "pods": [], "error": {"stage": "s", "msg": "m"}}]  # a record from before the context was kept
+    report = build_report(hosts)
+    assert [r["context"] for r in report["results"]] == ["kind-dev"]
+    assert [e["context"] for e in report["errors"]] == ["prod", None]
+    lines = summary_lines(report)
+    assert lines[0] == "OK   healthy (context kind-dev) shop/web -> https://api.example.test/health: healthy"
+    assert "ERR  prod (s): m" in lines and "ERR  old (s): m" in lines
 
 
 @pytest.mark.parametrize(("hosts", "message"), [
