@@ -131,3 +131,21 @@ def test_html_report_shows_the_failing_hop_in_chromium(workdir):
     assert "dns.upstream_forwarding" in dom and "forward . 192.0.2.99" in dom
     subprocess.run([chromium, *flags, f"--screenshot={screenshot}", f"file://{html_path}"], capture_output=True, timeout=90, check=True)
     assert os.path.getsize(screenshot) > 10000
+
+
+def test_saved_facts_are_owner_only_and_hold_no_invocation_or_secret(workdir):
+    facts_dir = workdir / "facts"
+    facts_dir.mkdir()
+    lab, code, output, _seconds, _report_dir = _diagnose(workdir, "healthy", save_facts_dir=str(facts_dir))
+    assert code == 0, output[-4000:]
+    with open(lab.info["kubeconfig"], encoding="utf-8") as handle:
+        tokens = [user["user"]["token"] for user in yaml.safe_load(handle)["users"] if user["user"].get("token")]
+    assert tokens
+    saved = list(facts_dir.iterdir())
+    assert [path.name for path in saved] == ["lab.json"]
+    assert saved[0].stat().st_mode & 0o777 == 0o600
+    text = saved[0].read_text(encoding="utf-8")
+    facts = json.loads(text)
+    assert facts["cluster"] == "lab" and facts["pod_probes"]
+    assert '"invocation"' not in text and "module_args" not in text
+    assert not any(token in text for token in tokens)
