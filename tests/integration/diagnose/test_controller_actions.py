@@ -143,8 +143,8 @@ def test_the_role_included_on_its_own_records_the_error_and_keeps_the_host(home,
         "tasks": [
             {"name": "Diagnose", "ansible.builtin.include_role": {"name": "kubediag.egress.diagnose"},
              "vars": {"diagnose_pod": "shop/web", "diagnose_targets": ["https://api.example.test/"], "diagnose_kubeconfig": str(kubeconfig)}},
-            {"name": "Show", "ansible.builtin.copy": {"content": "{{ diagnose_result | to_json }}", "dest": str(tmp_path / "result.json"),
-                                                       "mode": "0600"}},
+            {"name": "Show", "ansible.builtin.copy": {
+                "content": "{{ diagnose_result | to_json }}", "dest": str(tmp_path / "result.json"), "mode": "0600"}},
         ]}], sort_keys=False))
     done = subprocess.run([os.path.join(diagnoselab.VENV_BIN, "ansible-playbook"), "-i", "localhost,", str(playbook)], cwd=diagnoselab.REPO,
                           env=diagnoselab.ansible_env(home), capture_output=True, text=True, timeout=120, check=False)
