@@ -3,7 +3,8 @@
     PYTHONPATH=tests/lab .venv/bin/python tests/bench/bench_diagnose.py [--runs N] [--timeout S]
 
 Measured in one run, each a median of N runs (labs up before timing):
-- ``N``: ``ansible-playbook -i localhost,`` running one ``command`` task (Ansible's start-up plus one module round trip);
+- ``N``: ``ansible-playbook -i localhost,`` running one ``command`` task (Ansible's start-up plus one module round trip), timed
+  beside each end-to-end run so it follows the machine's load;
 - the probe alone (``pod_probe.probe_pod`` in this process, the playbook's options), healthy and fully broken;
 - the playbook end to end: one healthy pod, one fully broken pod (node.egress_broken: every check times out), 10 healthy
   pods of one cluster picked by a label selector;
@@ -74,18 +75,25 @@ def invocations_since(log, offset):
     return names, end
 
 
-def noop_seconds(workdir, runs):
-    playbook = os.path.join(workdir, "noop.yml")
-    with open(playbook, "w", encoding="utf-8") as handle:
-        handle.write(NOOP_PLAYBOOK)
-    env = diagnoselab.ansible_env(os.path.join(workdir, "home"))
-    argv = [os.path.join(diagnoselab.VENV_BIN, "ansible-playbook"), "-i", "localhost,", playbook, "-e", f"ansible_python_interpreter={sys.executable}"]
-    times = []
-    for _run in range(runs):
+class NoopPlaybook:
+    """The floor: `ansible-playbook -i localhost,` over one command task. Timed beside every end-to-end run (not once up
+    front), so that N follows the machine's load through the whole benchmark."""
+
+    def __init__(self, workdir):
+        self.playbook = os.path.join(workdir, "noop.yml")
+        with open(self.playbook, "w", encoding="utf-8") as handle:
+            handle.write(NOOP_PLAYBOOK)
+        self.workdir, self.env, self.times = workdir, diagnoselab.ansible_env(os.path.join(workdir, "home")), []
+
+    def run(self):
+        argv = [os.path.join(diagnoselab.VENV_BIN, "ansible-playbook"), "-i", "localhost,", self.playbook, "-e",
+                f"ansible_python_interpreter={sys.executable}"]
         started = time.monotonic()
-        subprocess.run(argv, cwd=workdir, env=env, capture_output=True, check=True, timeout=120)
-        times.append(time.monotonic() - started)
-    return statistics.median(times)
+        subprocess.run(argv, cwd=self.workdir, env=self.env, capture_output=True, check=True, timeout=120)
+        self.times.append(time.monotonic() - started)
+
+    def seconds(self):
+        return statistics.median(self.times)
 
 
 def subject_host(inventory):
@@ -122,7 +130,7 @@ def ten_pod_scenario(directory):
     return path
 
 
-def measure(case, scenario, args, workdir, interpreter, pods=1, probe=True, **extra):
+def measure(case, scenario, args, workdir, interpreter, noop, pods=1, probe=True, **extra):
     slug = re.sub(r"[^a-z0-9]+", "-", case)
     lab_dir = os.path.join(workdir, f"lab-{slug}")
     interpreter_path, log = interpreter
@@ -131,6 +139,7 @@ def measure(case, scenario, args, workdir, interpreter, pods=1, probe=True, **ex
         probe_s = probe_seconds(lab_dir, lab.info["inventory"], args.timeout, args.runs) if probe else None
         times, counts, offset = [], [], os.path.getsize(log) if os.path.exists(log) else 0
         for run in range(args.runs):
+            noop.run()
             report_dir = os.path.join(workdir, f"report-{slug}-{run}")
             code, output, seconds = diagnoselab.run_playbook(lab.info["inventory"], report_dir, os.path.join(workdir, "home"),
                                                              {"timeout": args.timeout, "ansible_python_interpreter": interpreter_path, **extra})
@@ -153,12 +162,13 @@ def main():
     parser.add_argument("--timeout", type=int, default=5, help="the probe's per-check timeout, seconds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kd-bench-diagnose-") as workdir:
-        interpreter = counting_interpreter(workdir)
-        noop = noop_seconds(workdir, args.runs)
-        healthy = measure("healthy", "healthy", args, workdir, interpreter)
-        broken = measure("fully broken", "node.egress_broken", args, workdir, interpreter)
-        fleet = measure("10 pods, 1 cluster", ten_pod_scenario(workdir), args, workdir, interpreter, pods=10, probe=False, pod="shop/app=web")
-    print(f"no-op playbook N = {noop:.2f} s; probe timeout T = {args.timeout} s; median of {args.runs} run(s), labs up before timing")
+        interpreter, floor = counting_interpreter(workdir), NoopPlaybook(workdir)
+        healthy = measure("healthy", "healthy", args, workdir, interpreter, floor)
+        broken = measure("fully broken", "node.egress_broken", args, workdir, interpreter, floor)
+        fleet = measure("10 pods, 1 cluster", ten_pod_scenario(workdir), args, workdir, interpreter, floor, pods=10, probe=False, pod="shop/app=web")
+        noop = floor.seconds()
+    print(f"no-op playbook N = {noop:.2f} s (median of {len(floor.times)}, one beside each end-to-end run; "
+          f"min {min(floor.times):.2f}, max {max(floor.times):.2f}); probe timeout T = {args.timeout} s; median of {args.runs} run(s), labs up before timing")
     print(f"{'case':<20} {'probe alone':>12} {'end to end':>11} {'modules/pod':>12}  root causes; modules (last run)")
     for row in (healthy, broken, fleet):
         probe_text = "-" if row["probe_s"] is None else f"{row['probe_s']:.2f} s"
