@@ -1,6 +1,6 @@
 """The controller-side steps of a diagnosis run the way a user runs them (`ansible -m`, `ansible-playbook`), no lab needed:
 egress_report (symlinks, foreign bytes, check and diff modes, idempotence), egress_verdict on malformed input, and the
-diagnose role included on its own against an API server that is not there."""
+diagnose role included on its own with a context the kubeconfig does not have."""
 
 import json
 import os
@@ -142,7 +142,8 @@ def test_the_role_included_on_its_own_records_the_error_and_keeps_the_host(home,
         "vars": {"ansible_python_interpreter": sys.executable},
         "tasks": [
             {"name": "Diagnose", "ansible.builtin.include_role": {"name": "kubediag.egress.diagnose"},
-             "vars": {"diagnose_pod": "shop/web", "diagnose_targets": ["https://api.example.test/"], "diagnose_kubeconfig": str(kubeconfig)}},
+             "vars": {"diagnose_pod": "shop/web", "diagnose_targets": ["https://api.example.test/"], "diagnose_kubeconfig": str(kubeconfig),
+                      "diagnose_context": "no-such-context"}},
             {"name": "Show", "ansible.builtin.copy": {
                 "content": "{{ diagnose_result | to_json }}", "dest": str(tmp_path / "result.json"), "mode": "0600"}},
         ]}], sort_keys=False))
@@ -152,5 +153,5 @@ def test_the_role_included_on_its_own_records_the_error_and_keeps_the_host(home,
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["pods"] == [] and result["cluster"] == "localhost"
     assert result["error"]["stage"] == "Resolve which pods to diagnose"
-    assert "cannot reach the Kubernetes API server" in result["error"]["msg"]
+    assert "no-such-context" in result["error"]["msg"]
     assert "t0ken-never-shown" not in done.stdout + done.stderr + json.dumps(result)
