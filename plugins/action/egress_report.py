@@ -18,15 +18,20 @@ ARGUMENT_SPEC = {
 
 
 def current_content(report_dir, path):
-    """What path holds now, for the comparison and the diff; None when absent. A symlink is never followed out of report_dir
-    (its target is not read), and bytes that are not UTF-8 are shown replaced rather than failing."""
+    """(what path holds now, a warning or None), for the comparison and the diff; None when absent. A symlink is never
+    followed out of report_dir (its target is not read), and bytes that are not UTF-8 are shown replaced rather than failing."""
     if not os.path.lexists(path):
-        return None
+        return None, None
     real_dir = os.path.realpath(report_dir)
     if os.path.commonpath([real_dir, os.path.realpath(path)]) != real_dir or not os.path.isfile(path):
-        return ""
+        return "", None
     with open(path, "rb") as handle:
-        return handle.read().decode("utf-8", errors="replace")
+        raw = handle.read()
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return raw.decode("utf-8", errors="replace"), (f"{path} held bytes that are not UTF-8 (at offset {exc.start}), so it was not a report "
+                                                       "this collection wrote; it is replaced by the report (shown with U+FFFD in the diff)")
 
 
 def write_atomically(path, content):
@@ -59,10 +64,12 @@ class ActionModule(ActionBase):
         if os.path.exists(report_dir) and not os.path.isdir(report_dir):
             raise AnsibleActionFail(f"report_dir {report_dir} exists and is not a directory: choose another path")
         files = {fmt: os.path.join(report_dir, RENDERERS[fmt][0]) for fmt in args["formats"]}
-        changed_files, diffs = [], []
+        changed_files, diffs, warnings = [], [], []
         try:
             for path in files.values():
-                before, after = current_content(report_dir, path), contents[os.path.basename(path)]
+                (before, warning), after = current_content(report_dir, path), contents[os.path.basename(path)]
+                if warning:
+                    warnings.append(warning)
                 if before == after:
                     continue
                 changed_files.append(path)
@@ -76,4 +83,6 @@ class ActionModule(ActionBase):
         result.update(changed=bool(changed_files), report=report, files=files, changed_files=changed_files, summary_lines=summary_lines(report))
         if self._task.diff:
             result["diff"] = diffs
+        if warnings:
+            result["warnings"] = warnings
         return result

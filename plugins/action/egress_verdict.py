@@ -7,12 +7,13 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import strip_invocations
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict_input import verdict_input_problem
 
 ARGUMENT_SPEC = {
-    "pod_probes": {"type": "list", "elements": "dict", "required": True},
+    "pod_probes": {"type": "list", "elements": "raw", "required": True},
     "netpol": {"type": "list", "elements": "dict", "default": []},
-    "coredns": {"type": "dict"},
-    "cluster_network": {"type": "dict"},
+    "coredns": {"type": "raw"},
+    "cluster_network": {"type": "raw"},
     "mesh": {"type": "list", "elements": "dict", "default": []},
     "pods": {"type": "list", "elements": "dict", "default": []},
 }
@@ -26,6 +27,10 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         facts = strip_invocations(dict(args))
+        # Checked here, once, so that a wrong shape is named instead of surfacing as a KeyError deep in a rule.
+        problem = verdict_input_problem(facts)
+        if problem:
+            raise AnsibleActionFail(f"cannot conclude: {problem}")
         try:
             verdicts = evaluate_cluster(facts)
         except VerdictError as exc:

@@ -13,6 +13,9 @@ description:
     and renders it as C(report.md), C(report.html) (a picture of the egress path with the failing hop marked, inline CSS and
     SVG only, so it renders offline) and C(junit.xml) (one testcase per pod x target x check).
   - A file is written only when its content changes, so a second run over the same diagnosis reports C(changed=false).
+  - A report file that is a symlink is replaced by a regular file, never written through; a link that leads out of
+    O(report_dir) is not read either, not even for the diff.
+  - A file holding bytes that are not UTF-8 (not a report this collection wrote) is named in a warning and replaced.
   - Runs on the controller; it reads and writes local files only.
 options:
   report_dir:

@@ -18,9 +18,12 @@ description:
   - A pod whose every target works gets the single finding C(healthy).
 options:
   pod_probes:
-    description: Results of M(kubediag.egress.pod_probe), one per pod (a registered loop's C(results) is fine; skipped items are ignored).
+    description:
+      - Results of M(kubediag.egress.pod_probe), one per pod (a registered loop's C(results) is fine; skipped items are ignored).
+      - Each is a mapping; anything else, or a result lacking what the verdict reads (a target's C(port), a check's C(status)),
+        fails with a message naming the part.
     type: list
-    elements: dict
+    elements: raw
     required: true
   netpol:
     description: Results of M(kubediag.egress.netpol_egress_info), matched to pods by their C(source).
@@ -28,11 +31,11 @@ options:
     elements: dict
     default: []
   coredns:
-    description: The result of M(kubediag.egress.coredns_info) for the cluster (a skipped task's result counts as absent).
-    type: dict
+    description: The result (a mapping) of M(kubediag.egress.coredns_info) for the cluster (a skipped task's result counts as absent).
+    type: raw
   cluster_network:
-    description: The result of M(kubediag.egress.cluster_network_info) for the cluster.
-    type: dict
+    description: The result (a mapping) of M(kubediag.egress.cluster_network_info) for the cluster.
+    type: raw
   mesh:
     description:
       - Results of M(kubediag.egress.mesh_egress_info), one per pod and target; each carries C(namespace), C(pod), C(host) and

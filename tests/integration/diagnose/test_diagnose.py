@@ -146,3 +146,21 @@ def test_pod_security_forbidding_the_node_pod_still_gives_the_pods_answer(workdi
     entries = diagnoselab.audit_entries(lab.dir)
     assert [e["code"] for e in entries if e["verb"] == "create" and e["resource"] == "pods"] == [403]
     assert diagnoselab.debug_pods_left(entries) == 0
+
+
+def test_saved_facts_are_owner_only_and_hold_no_invocation_or_secret(workdir):
+    facts_dir = workdir / "facts"
+    facts_dir.mkdir()
+    lab, code, output, _seconds, _report_dir = _diagnose(workdir, "healthy", save_facts_dir=str(facts_dir))
+    assert code == 0, output[-4000:]
+    with open(lab.info["kubeconfig"], encoding="utf-8") as handle:
+        tokens = [user["user"]["token"] for user in yaml.safe_load(handle)["users"] if user["user"].get("token")]
+    assert tokens
+    saved = list(facts_dir.iterdir())
+    assert [path.name for path in saved] == ["lab.json"]
+    assert saved[0].stat().st_mode & 0o777 == 0o600
+    text = saved[0].read_text(encoding="utf-8")
+    facts = json.loads(text)
+    assert facts["cluster"] == "lab" and facts["pod_probes"]
+    assert '"invocation"' not in text and "module_args" not in text
+    assert not any(token in text for token in tokens)
