@@ -179,3 +179,40 @@ def test_an_ephemeral_container_added_despite_a_lost_answer_is_used():
 def test_the_default_debug_image_is_pinned_to_a_tag():
     name, _sep, tag = pod_probe.DEFAULT_DEBUG_IMAGE.rpartition(":")
     assert name and "/" not in tag and tag not in ("", "latest")
+
+
+# --- proxy credentials from the pod's environment --------------------------------------------------------------------
+
+PROXY_PASSWORD = "s3cr3t-Pw"  # noqa: S105 - a test value that must never show
+
+
+def scripted_pod(detection: str, output_of):
+    """A pod whose detection prints `detection` and whose every check prints output_of(record) then exits 7."""
+    def run(argv, timeout):
+        if argv[3] == "kddetect":
+            return ExecResult(detection, "", 0)
+        nonce, records = argv[6], argv[7:]
+        lines = [f"{nonce} {index} o {output_of(record)}\n{nonce} {index} x 7 5\n" for index, record in enumerate(records)]
+        return ExecResult("".join(lines), "", 0)
+    return run
+
+
+def test_proxy_credentials_from_the_pod_env_appear_nowhere_and_the_proxy_is_still_checked():
+    detection = ("tool curl /usr/bin/curl curl\ntool nc /usr/bin/nc OpenBSD netcat\ntimeout gnu\n"
+                 f"env https_proxy http://alice:{PROXY_PASSWORD}@proxy.corp:3128\n"
+                 f"env HTTP_PROXY alice:{PROXY_PASSWORD}@proxy.corp:3128\n"
+                 f"env all_proxy http://alice:{PROXY_PASSWORD}/x@proxy.corp:3128\n")
+    seen = []
+
+    def output_of(record):
+        seen.append(record)
+        return "connect to proxy.corp port 3128 (tcp) failed: Connection refused"
+
+    facts = pod_probe.probe(scripted_pod(detection, output_of), parse_targets(["https://api.example.test/"]),
+                            pod_probe.build_options(external_resolver=None))
+    assert PROXY_PASSWORD not in repr(facts) and "alice" not in repr(facts)
+    assert PROXY_PASSWORD not in repr(seen)   # nor in anything sent to the pod
+    assert facts["proxy_env"]["details"]["https_proxy"] == "http://REDACTED@proxy.corp:3128"
+    reach = next(c for c in facts["checks"] if c["id"] == "proxy.reach:http://REDACTED@proxy.corp:3128")
+    assert reach["error_class"] == "refused" and reach["params"]["host"] == "proxy.corp" and reach["params"]["port"] == 3128
+    assert "nc proxy.corp 3128" in seen
