@@ -1,5 +1,6 @@
 """pod_probe.probe() end to end on this host (the exec transport is a local subprocess), batching, and the no-shell path."""
 
+import re
 import subprocess
 import time
 from urllib.parse import quote_plus
@@ -216,3 +217,37 @@ def test_proxy_credentials_from_the_pod_env_appear_nowhere_and_the_proxy_is_stil
     reach = next(c for c in facts["checks"] if c["id"] == "proxy.reach:http://REDACTED@proxy.corp:3128")
     assert reach["error_class"] == "refused" and reach["params"]["host"] == "proxy.corp" and reach["params"]["port"] == 3128
     assert "nc proxy.corp 3128" in seen
+
+
+class RecordingApi:
+    """An API client that must never be called."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, method, path, **kwargs):
+        self.requests.append((method, path))
+        raise AssertionError(f"no request expected, got {method} {path}")
+
+
+@pytest.mark.parametrize(("namespace", "pod", "container", "message"), [
+    ("shop", "", None, "pod '' is not a valid name: it must be a DNS-1123 subdomain"),
+    ("shop", "..", None, "pod '..' is not a valid name"), ("shop", "a/b", None, "pod 'a/b' is not a valid name"),
+    ("shop", "web." + "a" * 64, None, "pod 'web.aaa"), ("shop", "w" * 254, None, "pod 'www"), ("shop", "Web", None, "pod 'Web'"),
+    ("", "web", None, "namespace '' is not a valid name: it must be a DNS-1123 label"), ("a.b", "web", None, "namespace 'a.b'"),
+    ("shop", "web", "", "container '' is not a valid name: it must be a DNS-1123 label"), ("shop", "web", "a.b", "container 'a.b'"),
+    ("shop", "web", "c" * 64, "container 'ccc"),
+])
+def test_names_are_validated_before_any_request(namespace, pod, container, message):
+    api = RecordingApi()
+    with pytest.raises(KubeError, match=re.escape(message)):
+        pod_probe.probe_pod(api, namespace, pod, ["https://api.example.test/"], container=container, options=OPTIONS)
+    assert api.requests == []
+
+
+def test_a_valid_long_pod_name_is_accepted():
+    api = FakeApi()
+    name = ".".join(["a" * 63] * 3) + "." + "b" * 61   # 253 characters, labels of 63
+    api.pods[name] = {"metadata": {"name": name, "namespace": "shop"}, "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Pending"}}
+    with pytest.raises(KubeError, match="is Pending, not Running"):
+        pod_probe.probe_pod(api, "shop", name, ["https://api.example.test/"], options=OPTIONS)
