@@ -192,7 +192,7 @@ def parse_ping(exit_code, output: str, params: dict) -> dict:
     counts = PING_COUNTS.search(output)
     rtt = PING_RTT.search(output)
     if counts and int(counts.group(2)) > 0:
-        return fact("ok", None, f"{host} answers ICMP echo", rtt_ms=float(rtt.group(1)) if rtt else None)
+        return fact("ok", None, f"{host} answers ICMP echo", rtt_ms=_float(rtt.group(1)) if rtt else None)
     text_class = classify_text(output)
     if text_class in ("dns", "unreachable", "permission"):
         result = _failure(output, exit_code, f"ping {host}")
@@ -328,8 +328,9 @@ def _timeout_stage(timings: dict, https: bool) -> str:
 def parse_curl(exit_code, output: str, params: dict) -> dict:
     url = params["url"]
     https = url.startswith("https:")
-    write_out = CURL_WRITE_OUT.search(output)
-    values = write_out.group(1).split("|") if write_out else []
+    # curl prints its write-out last; a "kdw|" line earlier (or extra fields) is text someone else printed
+    write_outs = CURL_WRITE_OUT.findall(output)
+    values = write_outs[-1].split("|")[:len(CURL_FIELDS)] if write_outs else []
     timings = dict(zip(CURL_FIELDS, values + [""] * (len(CURL_FIELDS) - len(values)), strict=True))
     http_code = ascii_int(timings["http_code"]) or None
     details = {"url": url, "mode": params.get("mode"), "proxy": params.get("proxy") or params.get("via_proxy"), "http_code": http_code,

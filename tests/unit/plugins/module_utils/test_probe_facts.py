@@ -157,3 +157,18 @@ def test_the_resolver_named_is_the_one_asked_not_the_one_dig_printed():
     pod = {"name": "api.example.test", "via": "pod", "server": None}
     assert probe_facts.parse_dig(0, _dig("198.51.100.10", server="evil;id"), pod)["details"]["server"] is None
     assert probe_facts.parse_dig(0, _dig("198.51.100.10"), pod)["details"]["server"] == "10.96.0.10"
+
+
+@pytest.mark.parametrize(("output", "rtt"), [
+    ("1 packets transmitted, 1 received, 0% packet loss\nrtt min/avg/max/mdev = 0.0.023/0.023.023/1/0", 0.0),
+    ("1 packets transmitted, 1 received\nrtt min/avg/max/mdev = 0.020/0.023/0.030/0.001 ms", 0.023),
+])
+def test_ping_round_trip_with_crafted_numbers_never_crashes(output, rtt):
+    assert probe_facts.parse_ping(0, output, {"host": "api.example.test"})["details"]["rtt_ms"] == rtt
+
+
+@pytest.mark.parametrize("output", ["kdw|200|0.1|0.1|0.1|0.1|0.1|45|0|198.51.100.10|extra|fields",
+                                    "kdw|200|0.1|0.1|0.1|0.1|0.1|45|0|6.6.6.6\nkdw|000|0|0|0|0|0|0|0|"])
+def test_curl_write_out_with_extra_fields_or_a_forged_earlier_line_never_crashes(output):
+    result = probe_facts.parse_curl(7, output, {"url": "https://api.example.test/", "mode": "env"})
+    assert result["details"]["remote_ip"] in ("198.51.100.10", None)
