@@ -12,16 +12,17 @@ pytestmark = pytest.mark.lab
 
 PROXY_PASSWORD = "kd-pod-proxy-pass-5e1b"  # noqa: S105 - a fake credential the test hunts for
 PROXY_USER = "kd-pod-proxy-user"
+POD_ENV = {"https_proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy.example.test:3128",
+           "HTTPS_PROXY": f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy.example.test:3128",
+           "http_proxy": f"{PROXY_USER}:{PROXY_PASSWORD}@proxy.example.test:3128", "no_proxy": ".cluster.local,.svc"}
 SCENARIO = {
     "name": "proxy-credentials",
-    "description": "The pod's proxy variables name an authenticated proxy (the lab's proxy ignores the credentials).",
-    "clusters": [{"name": "lab", "pods": [{"namespace": "shop", "name": "web", "image": "netshoot", "env": {
-        "https_proxy": f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy.example.test:3128",
-        "HTTPS_PROXY": f"http://{PROXY_USER}:{PROXY_PASSWORD}@proxy.example.test:3128",
-        "http_proxy": f"{PROXY_USER}:{PROXY_PASSWORD}@proxy.example.test:3128",
-        "no_proxy": ".cluster.local,.svc"}}]}],
+    "description": "Only the proxy may leave; the pod's proxy variables name it with credentials (the lab's proxy ignores them).",
+    "clusters": [{"name": "lab", "pods": [{"namespace": "shop", "name": name, "image": image, "env": POD_ENV}
+                                          for name, image in (("web", "netshoot"), ("tiny", "busybox"))]}],
+    "faults": [{"type": "proxy_only"}],   # only the proxy may leave: a request that works went through it
     "subject": {"pod": "shop/web", "targets": ["https://api.example.test/health"]},
-    "expect": {"root_causes": ["healthy"]},
+    "expect": {"root_causes": ["healthy"]},   # through the proxy every target works
 }
 
 
@@ -40,16 +41,17 @@ def credentials_lab(tmp_path_factory):
     build.down(lab_dir)
 
 
-def test_pod_proxy_credentials_appear_nowhere_and_the_proxy_is_reach_checked(credentials_lab):
+@pytest.mark.parametrize("pod", ["web", "tiny"])   # curl, nc and bash; BusyBox wget and nc
+def test_pod_proxy_credentials_appear_nowhere_and_the_proxy_is_reach_checked(credentials_lab, pod):
     client = kube.connect(kubeconfig=os.path.join(credentials_lab, "kubeconfig"), context="lab")
     options = pod_probe.build_options(timeout=2, external_resolver="192.0.2.8", echo_url="http://whoami.example.test/")
-    facts = pod_probe.probe_pod(client, "shop", "web", ["https://api.example.test/health", "http://api.example.test/health"],
+    facts = pod_probe.probe_pod(client, "shop", pod, ["https://api.example.test/health", "http://api.example.test/health"],
                                 options=options, node_probe=True)
     text = json.dumps(facts)
     assert PROXY_PASSWORD not in text and PROXY_USER not in text
     reach = {c["id"]: c for c in facts["checks"] if c["kind"] == "proxy"}
     assert set(reach) == {"proxy.reach:http://REDACTED@proxy.example.test:3128", "proxy.reach:REDACTED@proxy.example.test:3128"}
     assert all(c["status"] == "ok" and c["params"]["host"] == "proxy.example.test" for c in reach.values()), reach
-    # curl in the pod still used the real proxy variables: the request went through the (authenticated) proxy
-    http = next(c for c in facts["checks"] if c["id"] == "http:https://api.example.test/health")
-    assert http["status"] == "ok" and http["params"]["via_proxy"] == "http://REDACTED@proxy.example.test:3128"
+    # the pod's tools still used the real proxy variables: the request went through the (authenticated) proxy
+    http = next(c for c in facts["checks"] if c["id"] == "http:http://api.example.test/health")
+    assert http["status"] == "ok" and http["params"]["via_proxy"] == "REDACTED@proxy.example.test:3128", http
