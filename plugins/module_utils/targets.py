@@ -9,7 +9,7 @@ spliced into script text: validation is the first wall, not the only one.)
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 SCHEMES = ("http", "https", "tcp", "udp")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -77,6 +77,20 @@ def redact_userinfo(url) -> str:
         return url
     prefix, userinfo, rest = split_userinfo(url)
     return url if userinfo is None else f"{prefix}{REDACTED}@{rest}"
+
+
+def url_credentials(url) -> set:
+    """The secret parts of a URL's user:password@ (as written and percent-decoded), to register as no_log values: the
+    password (the user name alone would mask every occurrence of a common word), or the whole userinfo when it is a
+    token without a password."""
+    if not isinstance(url, str):
+        return set()
+    userinfo = split_userinfo(url)[1]
+    if not userinfo:
+        return set()
+    _user, colon, password = userinfo.partition(":")
+    parts = {userinfo, password} if colon and password else {userinfo}
+    return {part for value in parts for part in (value, unquote(value)) if part}
 
 
 def is_ip_literal(value: str) -> bool:

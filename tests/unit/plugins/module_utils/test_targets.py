@@ -10,6 +10,7 @@ from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
     parse_proxy_url,
     parse_targets,
     redact_userinfo,
+    url_credentials,
     validate_host,
     validate_ip,
     validate_mtu_sizes,
@@ -135,3 +136,11 @@ def test_credentials_in_test_proxy_or_echo_url_are_never_repeated(option, url):
 ])
 def test_redact_userinfo(url, expected):
     assert redact_userinfo(url) == expected
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://bob:pa%40ss@proxy:3128", {"bob:pa%40ss", "bob:pa@ss", "pa%40ss", "pa@ss"}),
+    ("https://ghp_token@proxy:3128", {"ghp_token"}), ("proxy:3128", set()), (None, set()), ({"host": "x"}, set()),
+])
+def test_url_credentials_are_the_secret_parts_only(url, expected):
+    assert url_credentials(url) == expected
