@@ -97,6 +97,10 @@ class Target:
 
     def __init__(self, entry, pod, node):
         self.entry, self.pod, self.node = entry, pod, node
+        for key, kind in (("url", str), ("host", str), ("port", int)):
+            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                raise VerdictError(f"pod_probe target {entry.get('url')!r} has no valid {key} (got {entry.get(key)!r}): pass the targets "
+                                   "kubediag.egress.pod_probe returned")
         self.url, self.host, self.port = entry["url"], entry["host"], entry["port"]
         self.protocol, self.scheme = entry.get("protocol", "tcp"), entry.get("scheme", "https")
         self.is_ip = bool(entry.get("host_is_ip"))

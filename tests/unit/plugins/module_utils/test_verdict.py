@@ -205,3 +205,15 @@ def test_only_ip_addresses_become_proposed_ip_blocks(forged):
     finding = next(f for f in _subject_verdict({"facts": facts})["findings"] if f["id"] == "netpol.egress_blocked")
     peers = finding["remediation"]["params"]["definition"]["spec"]["egress"][0]["to"]
     assert peers == [{"ipBlock": {"cidr": "198.51.100.10/32"}}]
+
+
+@pytest.mark.parametrize(("key", "value"), [("port", None), ("port", "443"), ("port", True), ("host", 7), ("host", None)])
+def test_a_target_without_a_valid_host_or_port_is_a_clear_error(key, value):
+    facts = copy.deepcopy(RECORDINGS["healthy"]["facts"])
+    target = facts["pod_probes"][0]["targets"][0]
+    if value is None:
+        target.pop(key)
+    else:
+        target[key] = value
+    with pytest.raises(VerdictError, match=f"has no valid {key}"):
+        evaluate_cluster(facts)
