@@ -330,7 +330,7 @@ def render_junit(report):
             causes = "; ".join(f"{f['id']}: {f.get('summary', '')}" for f in result["findings"] if f.get("id") != "healthy")
             for check in result["checks"] or [{"name": "verdict", "status": "pass" if result["status"] in ("healthy", "ok") else "fail"}]:
                 case = ElementTree.SubElement(suite, "testcase", classname=_xml(f"{cluster}.{result['pod']}"),
-                                             name=_xml(f"{result['target']} :: {check['name']}"))
+                                              name=_xml(f"{result['target']} :: {check['name']}"))
                 counts["tests"] += 1
                 if check.get("status") == "fail":
                     counts["failures"] += 1
@@ -344,7 +344,7 @@ def render_junit(report):
                     ElementTree.SubElement(case, "skipped", message=_xml(check.get("detail") or "skipped"))
         for error in content["errors"]:
             case = ElementTree.SubElement(suite, "testcase", classname=_xml(f"{cluster}.{error.get('pod') or 'diagnosis'}"),
-                                         name=_xml(error["stage"]))
+                                          name=_xml(error["stage"]))
             counts["tests"] += 1
             counts["errors"] += 1
             ElementTree.SubElement(case, "error", message=_xml(error["msg"]), type="diagnosis")
