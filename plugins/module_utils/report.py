@@ -205,8 +205,8 @@ def render_markdown(report):
     if report["errors"]:
         lines += ["## Errors", ""]
         for error in report["errors"]:
-            where = f" {error['pod']}" if error.get("pod") else ""
-            lines.append(f"- **{_md_text(error['cluster'])}**{_md_text(where)} ({_md_text(error['stage'])}): {_md_text(error['msg'])}")
+            where = f" {_md_text(error['pod'])}" if error.get("pod") else ""
+            lines.append(f"- **{_md_text(error['cluster'])}**{where} ({_md_text(error['stage'])}): {_md_text(error['msg'])}")
         lines.append("")
     for result in report["results"]:
         lines += [f"## {_md_text(result['cluster'])} {_md_text(result['pod'])} -&gt; {_md_text(result['target'])}", "",

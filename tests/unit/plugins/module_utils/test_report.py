@@ -170,6 +170,7 @@ def test_markdown_quotes_hostile_text_as_inert_text():
     assert "<svg" not in html and "<img" not in html and "<!--" not in html and "<strong>bold" not in html and "<em>" not in html and "<s>" not in html
     assert "\x1b" not in html and "\u202e" not in html and "\r" not in html
     assert "&lt;svg/onload=alert(1)&gt;.evil.example" in html   # the evidence is still there, as text
+    assert "- **labplain text** plain text (plain text): plain text" in markdown
 
 
 def test_junit_with_control_characters_still_parses():
