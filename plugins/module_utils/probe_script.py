@@ -22,7 +22,13 @@ import secrets
 from dataclasses import dataclass, field
 
 from ansible_collections.kubediag.egress.plugins.module_utils.probe_facts import ascii_int
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import Target, parse_proxy_url, redact_userinfo, split_userinfo
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
+    Target,
+    parse_proxy_url,
+    redact_urls_in_text,
+    redact_userinfo,
+    split_userinfo,
+)
 
 NEWLINE = "\n"
 
@@ -526,7 +532,8 @@ def split_probe_output(stdout: str, count: int, nonce: str) -> list[dict]:
         if index >= count:
             continue
         if match.group(4) is None:
-            results[index]["lines"].append(match.group(3))
+            # a tool may quote the proxy URL it used (credentials included) in an error: redacted before any parser sees it
+            results[index]["lines"].append(redact_urls_in_text(match.group(3)))
         else:
             results[index]["exit_code"] = int(match.group(4))
             results[index]["duration_ms"] = int(match.group(5))

@@ -21,6 +21,7 @@ PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 MAX_TARGETS = 32
 REDACTED = "REDACTED"
 SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://")
+URL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+")
 
 
 class TargetError(ValueError):
@@ -77,6 +78,11 @@ def redact_userinfo(url) -> str:
         return url
     prefix, userinfo, rest = split_userinfo(url)
     return url if userinfo is None else f"{prefix}{REDACTED}@{rest}"
+
+
+def redact_urls_in_text(text: str) -> str:
+    """Free text (a tool's output) with redact_userinfo applied to every scheme://... word in it."""
+    return URL_IN_TEXT.sub(lambda match: redact_userinfo(match.group()), text)
 
 
 def url_credentials(url) -> set:
