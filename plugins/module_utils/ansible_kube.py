@@ -5,11 +5,11 @@ Modules build ``KubeModule(argument_spec=...)`` instead of ``AnsibleModule``; it
 """
 
 import traceback
-from urllib.parse import unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.kubediag.egress.plugins.module_utils.kube import KUBERNETES_IMPORT_ERROR, KubeError, connect
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import url_credentials
 
 AUTH_ARG_SPEC = {
     "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
@@ -57,10 +57,7 @@ def secret_values(kubeconfig, proxy) -> set:
 
     if isinstance(kubeconfig, dict):
         walk(kubeconfig.get("users"))
-    if isinstance(proxy, str) and "@" in proxy:
-        userinfo = urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc.rpartition("@")[0]
-        found.update(part for part in (userinfo, unquote(userinfo)) if part)
-        found.update(part for part in userinfo.partition(":")[2:] if part)
+    found.update(url_credentials(proxy))
     return found
 
 

@@ -111,13 +111,41 @@ def _server_message(error):
         return error.reason or str(error)
 
 
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+NAME_RULES = {
+    "label": ("a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+              lambda value: DNS1123_LABEL.fullmatch(value) is not None),
+    "subdomain": ("a DNS-1123 subdomain: at most 253 characters, dot-separated DNS-1123 labels (lowercase letters, digits, '-')",
+                  lambda value: len(value) <= 253 and all(DNS1123_LABEL.fullmatch(part) for part in value.split("."))),
+}
+
+
+def is_valid_name(value, rule):
+    """Whether value is a Kubernetes name by rule: "label" (namespaces, containers) or "subdomain" (pods, most objects)."""
+    return isinstance(value, str) and NAME_RULES[rule][1](value)
+
+
+def validate_name(value, option, rule):
+    """value when is_valid_name(value, rule), else a KubeError naming the option. A name ends up in a URL path: "" would
+    turn a GET into a LIST, ".." would be normalised into another path."""
+    if not is_valid_name(value, rule):
+        raise KubeError(f"{option} {value!r} is not a valid name: it must be {NAME_RULES[rule][0]}.")
+    return value
+
+
 def api_path(api_version, plural, namespace=None, name=None, subresource=None):
-    """The REST path of a collection or an object: /api/v1/namespaces/shop/pods/web/log, /apis/apps/v1/deployments."""
+    """The REST path of a collection or an object: /api/v1/namespaces/shop/pods/web/log, /apis/apps/v1/deployments.
+
+    A namespace must be a DNS-1123 label and a name a path segment the API server accepts (not "", "." or "..", no "/"
+    or "%"), whatever the caller checked before: nothing else ever reaches a URL."""
     parts = ["api" if api_version == "v1" else "apis", *api_version.split("/")]
-    if namespace:
-        parts += ["namespaces", namespace]
+    if namespace is not None:
+        parts += ["namespaces", validate_name(namespace, "namespace", "label")]
     parts.append(plural)
-    if name:
+    if name is not None:
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "%" in name:
+            raise KubeError(f"{plural} name {name!r} cannot be part of an API path: it must be a non-empty name without '/' or '%', "
+                            "and not '.' or '..'.")
         parts.append(name)
     if subresource:
         parts.append(subresource)

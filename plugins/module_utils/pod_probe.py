@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
 from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError, api_path
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError, api_path, validate_name
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
     parse_http_url,
     parse_proxy_url,
@@ -421,6 +421,10 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
     (its debug pod in node_probe_namespace, by default the pod's). `changed` is true when an ephemeral container was added
     (Kubernetes cannot remove it)."""
     targets = parse_targets(targets_option)
+    validate_name(namespace, "namespace", "label")
+    validate_name(pod_name, "pod", "subdomain")
+    if container is not None:
+        validate_name(container, "container", "label")
     run_id = secrets.token_hex(4)
     options = options or build_options()
     started = time.monotonic()

@@ -6,10 +6,8 @@
 
 import re
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path
+from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path, is_valid_name
 
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 WORKLOAD_KINDS = {"deployment": "Deployment", "deploy": "Deployment", "deployments": "Deployment",
                   "statefulset": "StatefulSet", "sts": "StatefulSet", "daemonset": "DaemonSet", "ds": "DaemonSet"}
 # A label selector as kubectl takes it: key=value, key==value, key!=value, key in (a,b), key notin (a), key, !key.
@@ -43,7 +41,7 @@ def parse_pod_ref(ref):
     if not isinstance(ref, str) or "/" not in ref:
         raise PodRefError(f"pod {ref!r} is not a pod reference: use {forms}")
     namespace, rest = ref.split("/", 1)
-    if not DNS_LABEL.match(namespace):
+    if not is_valid_name(namespace, "label"):
         raise PodRefError(f"pod {ref!r}: namespace {namespace!r} is not a valid namespace name: use {forms}")
     if any(op in rest for op in ("=", "!")) or " in " in rest or " notin " in rest:
         terms = _split_selector(rest)
@@ -52,9 +50,9 @@ def parse_pod_ref(ref):
             raise PodRefError(f"pod {ref!r}: {bad[0]!r} is not a label selector term (key=value, key!=value, key in (a,b), key, !key)")
         return {"namespace": namespace, "kind": "selector", "name": None, "workload_kind": None, "selector": ",".join(terms)}
     parts = rest.split("/")
-    if len(parts) == 1 and DNS_SUBDOMAIN.match(parts[0]):
+    if len(parts) == 1 and is_valid_name(parts[0], "subdomain"):
         return {"namespace": namespace, "kind": "pod", "name": parts[0], "workload_kind": None, "selector": None}
-    if len(parts) == 2 and parts[0].lower() in WORKLOAD_KINDS and DNS_SUBDOMAIN.match(parts[1]):
+    if len(parts) == 2 and parts[0].lower() in WORKLOAD_KINDS and is_valid_name(parts[1], "subdomain"):
         return {"namespace": namespace, "kind": "workload", "name": parts[1], "workload_kind": WORKLOAD_KINDS[parts[0].lower()], "selector": None}
     raise PodRefError(f"pod {ref!r} is not a pod reference: use {forms}")
 

@@ -17,7 +17,7 @@ NOT_FOUND_EXIT_CODES = (126, 127)
 ASCII_DIGITS = re.compile(r"[0-9]+")
 DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 DNS_STATUS = re.compile(r"status: ([A-Z]+)")
-DIG_ANSWER_A = re.compile(r"^\S+\s+[0-9]{1,9}\s+IN\s+A\s+(\S+)\s*$", re.M)
+DIG_ANSWER_A = re.compile(r"^\S+\s+[0-9]{1,9}\s+IN\s+A\s+(\S.*?)\s*$", re.M)   # any text after "A": checked as an address later
 NSLOOKUP_CANT_FIND = re.compile(r"server can't find [^:]*: ([A-Z]+)")
 PING_COUNTS = re.compile(r"([0-9]{1,9}) packets transmitted, ([0-9]{1,9}) (?:packets )?received")
 PING_RTT = re.compile(r"= [0-9.]{1,20}/([0-9.]{1,20})/[0-9.]{1,20}")
@@ -104,12 +104,33 @@ def _failure(output: str, exit_code, what: str, timeout_is: str = "timeout") -> 
 # --- DNS ----------------------------------------------------------------------------------------------------------
 
 RCODE_CLASSES = {"NXDOMAIN": "nxdomain", "SERVFAIL": "servfail", "REFUSED": "refused", "FORMERR": "formerr", "NOTIMP": "notimp"}
+# Answers flow into policy evaluation and proposed ipBlocks: a resolver (or a pod) that prints hundreds is capped here.
+MAX_DNS_ADDRESSES = 32
 
 
-def _dns_fact(rcode, addresses: list, server, output: str, exit_code, name: str) -> dict:
+def ipv4_answers(values) -> tuple:
+    """(addresses, ignored): the distinct canonical IPv4 addresses among the A answers a tool printed, at most
+    MAX_DNS_ADDRESSES, and how many answers were not kept (not an IPv4 address, a duplicate, or beyond the cap)."""
+    addresses = []
+    for value in values:
+        try:
+            address = ipaddress.IPv4Address(value)
+        except ValueError:
+            continue
+        if str(address) == value and value not in addresses and len(addresses) < MAX_DNS_ADDRESSES:
+            addresses.append(value)
+    return addresses, len(values) - len(addresses)
+
+
+def _dns_fact(rcode, answers: list, server, output: str, exit_code, name: str) -> dict:
     who = f"{name} via {server or 'the pod resolver'}"
+    addresses, ignored = ipv4_answers(answers)
     if rcode == "NOERROR" and addresses:
-        return fact("ok", None, f"{who}: {', '.join(addresses)}", rcode=rcode, addresses=addresses, server=server)
+        note = f" ({ignored} more answer(s) not kept: duplicates, beyond {MAX_DNS_ADDRESSES}, or not IPv4 addresses)" if ignored else ""
+        return fact("ok", None, f"{who}: {', '.join(addresses)}{note}", rcode=rcode, addresses=addresses, server=server)
+    if rcode == "NOERROR" and answers:
+        return fact("error", "not_an_ip", f"{who}: the A answers are not IPv4 addresses ({len(answers)} answer(s), e.g. "
+                    f"{answers[0][:80]!r})", rcode=rcode, addresses=[], server=server)
     if rcode == "NOERROR":
         return fact("fail", "no_answer", f"{who}: the name exists but has no A record", rcode=rcode, addresses=[], server=server)
     if rcode in RCODE_CLASSES:
@@ -127,9 +148,18 @@ def _dns_fact(rcode, addresses: list, server, output: str, exit_code, name: str)
 def parse_dig(exit_code, output: str, params: dict) -> dict:
     statuses = DNS_STATUS.findall(output)
     rcode = statuses[-1] if statuses else None
-    server = re.search(r"^;; SERVER: ([^#\s]+)", output, re.M)
-    return _dns_fact(rcode, DIG_ANSWER_A.findall(output), server.group(1) if server else params.get("server"), output, exit_code,
-                     params["name"])
+    return _dns_fact(rcode, DIG_ANSWER_A.findall(output), _server(params, re.search(r"^;; SERVER: ([^#\s]+)", output, re.M)), output,
+                     exit_code, params["name"])
+
+
+def _server(params: dict, printed):
+    """The resolver asked: the one the collection chose, else the address the tool printed when it is one."""
+    if params.get("server"):
+        return params["server"]
+    try:
+        return str(ipaddress.ip_address(printed.group(1))) if printed else None
+    except ValueError:
+        return None
 
 
 def parse_nslookup(exit_code, output: str, params: dict) -> dict:
@@ -142,19 +172,16 @@ def parse_nslookup(exit_code, output: str, params: dict) -> dict:
             in_answer = True
         elif in_answer and stripped.startswith("Address:"):
             value = stripped.split(":", 1)[1].strip()
-            try:
-                if ipaddress.ip_address(value).version == 4:
-                    addresses.append(value)
-            except ValueError:
-                pass
-    server = re.search(r"^Server:\s*(\S+)", output, re.M)
+            if ipv4_answers([value])[0]:   # an AAAA answer is not an A answer: skipped, not an error
+                addresses.append(value)
+    server = _server(params, re.search(r"^Server:\s*(\S+)", output, re.M))
     if cant_find:
         rcode = cant_find.group(1)
     elif addresses or "no answer" in output.lower() or "can't find" in output.lower():
         rcode = "NOERROR"
     else:
         rcode = None
-    return _dns_fact(rcode, addresses, server.group(1) if server else params.get("server"), output, exit_code, params["name"])
+    return _dns_fact(rcode, addresses, server, output, exit_code, params["name"])
 
 
 # --- ICMP and path MTU --------------------------------------------------------------------------------------------
@@ -165,7 +192,7 @@ def parse_ping(exit_code, output: str, params: dict) -> dict:
     counts = PING_COUNTS.search(output)
     rtt = PING_RTT.search(output)
     if counts and int(counts.group(2)) > 0:
-        return fact("ok", None, f"{host} answers ICMP echo", rtt_ms=float(rtt.group(1)) if rtt else None)
+        return fact("ok", None, f"{host} answers ICMP echo", rtt_ms=_float(rtt.group(1)) if rtt else None)
     text_class = classify_text(output)
     if text_class in ("dns", "unreachable", "permission"):
         result = _failure(output, exit_code, f"ping {host}")
@@ -301,8 +328,9 @@ def _timeout_stage(timings: dict, https: bool) -> str:
 def parse_curl(exit_code, output: str, params: dict) -> dict:
     url = params["url"]
     https = url.startswith("https:")
-    write_out = CURL_WRITE_OUT.search(output)
-    values = write_out.group(1).split("|") if write_out else []
+    # curl prints its write-out last; a "kdw|" line earlier (or extra fields) is text someone else printed
+    write_outs = CURL_WRITE_OUT.findall(output)
+    values = write_outs[-1].split("|")[:len(CURL_FIELDS)] if write_outs else []
     timings = dict(zip(CURL_FIELDS, values + [""] * (len(CURL_FIELDS) - len(values)), strict=True))
     http_code = ascii_int(timings["http_code"]) or None
     details = {"url": url, "mode": params.get("mode"), "proxy": params.get("proxy") or params.get("via_proxy"), "http_code": http_code,

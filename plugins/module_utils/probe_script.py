@@ -22,7 +22,13 @@ import secrets
 from dataclasses import dataclass, field
 
 from ansible_collections.kubediag.egress.plugins.module_utils.probe_facts import ascii_int
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import Target, parse_proxy_url
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
+    Target,
+    parse_proxy_url,
+    redact_urls_in_text,
+    redact_userinfo,
+    split_userinfo,
+)
 
 NEWLINE = "\n"
 
@@ -243,7 +249,9 @@ def parse_detection(stdout: str) -> Environment:
             missing.add(rest.strip())
         elif key == "env":
             name, _sep, value = rest.partition(" ")
-            found.env[name] = value
+            # A proxy variable's user:password@ is redacted here, where it is read, so no id, param, summary or target
+            # built from it can ever repeat it; curl in the pod still reads the real value from its own environment.
+            found.env[name] = redact_userinfo(value) if "proxy" in name.lower() else value
         elif key == "ca":
             count, _sep, path = rest.partition(" ")
             found.ca_bundles.append({"path": path, "certificates": ascii_int(count) or 0})
@@ -464,9 +472,11 @@ def _proxies_to_reach(settings: dict, options: ProbeOptions) -> list[str]:
 
 
 def _proxy_reach_check(proxy_url: str, env: Environment) -> Check:
+    """A TCP connect to the proxy's host:port; an authenticated proxy (its credentials already redacted) is reached too."""
     check_id = f"proxy.reach:{proxy_url}"
+    prefix, _userinfo, rest = split_userinfo(proxy_url)
     try:
-        proxy = parse_proxy_url(proxy_url, "proxy")
+        proxy = parse_proxy_url(prefix + rest, "proxy")
     except ValueError as error:
         return Check(check_id, "proxy", proxy_url, record=None, skipped_reason=f"cannot probe this proxy: {error}",
                      params={"proxy": proxy_url, "invalid": True})
@@ -522,7 +532,8 @@ def split_probe_output(stdout: str, count: int, nonce: str) -> list[dict]:
         if index >= count:
             continue
         if match.group(4) is None:
-            results[index]["lines"].append(match.group(3))
+            # a tool may quote the proxy URL it used (credentials included) in an error: redacted before any parser sees it
+            results[index]["lines"].append(redact_urls_in_text(match.group(3)))
         else:
             results[index]["exit_code"] = int(match.group(4))
             results[index]["duration_ms"] = int(match.group(5))

@@ -9,6 +9,7 @@ the same bytes, so the module that writes the files can tell when a report reall
 
 import html
 import json
+import re
 from xml.etree import ElementTree
 
 SCHEMA_VERSION = 1
@@ -21,6 +22,18 @@ SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 # A cluster whose diagnosis stopped gets no verdict at all, never one drawn from the facts read before the failure.
 NOT_DIAGNOSED_NOTE = ("No verdict for these: the diagnosis stopped at the stage named, and nothing is concluded from the facts read "
                       "before it (a verdict on half the facts could call a broken path healthy). Fix the cause and run again.")
+# Everything a report quotes may come from the pod or the cluster (CoreDNS log lines, tool output, object names).
+# Characters XML 1.0 forbids (ANSI colour codes among them) and lone surrogates: shown as \xNN, never written raw.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# In Markdown and on the console also every other control character and the bidirectional overrides that reorder text.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                     "\ufffe\uffff\ud800-\udfff]")
+LINE_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+# Backslash-escaped wherever they are (emphasis, code, links, table cells, strikethrough), and at the start of a text where
+# they open a block (heading, list, quote); '&', '<' and '>' become entities so no HTML or entity passes through.
+MD_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+MD_BLOCK_START = re.compile(r"^([#+=-]|[0-9]+[.)])")
+MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 class ReportError(ValueError):
@@ -147,26 +160,52 @@ def summary_lines(report):
                     lines.append(f"       fix: {remedy}")
     lines += [f"ERR  {_not_diagnosed(error)}" for error in report["errors"]]
     lines.append(_totals(report["summary"]))
-    return lines
+    return [_one_line(line) for line in lines]   # a terminal escape or a line break in quoted text stays inert text
 
 
-def _md_escape(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _visible(text, pattern):
+    """text with each character matched by pattern written as an escape (\\x1b, \\u202e): shown, never interpreted."""
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", str(text))
+
+
+def _one_line(text):
+    return LINE_BREAKS.sub(" ", _visible(text, CONTROL)).replace("\t", " ")
+
+
+def _md_text(text):
+    """Quoted text as inert Markdown on one line: no HTML, no entity, no emphasis, link, heading or list, no table break."""
+    escaped = MD_PUNCTUATION.sub(r"\\\1", _one_line(text).strip())
+    escaped = re.sub("[&<>]", lambda m: MD_ENTITIES[m.group()], escaped)
+    return MD_BLOCK_START.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], escaped)
+
+
+def _md_code(text, in_table=False):
+    """Quoted text as a code span: a fence longer than any backtick run inside; '|' escaped where a table cell ends at it."""
+    content = _one_line(text)
+    if not content.strip():
+        return "-"
+    if in_table:
+        content = content.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", content)), default=0) + 1)
+    if content.startswith("`") or content.endswith("`"):
+        content = f" {content} "
+    return f"{fence}{content}{fence}"
 
 
 def _md_finding(finding):
-    lines = [f"#### `{finding['id']}` ({finding.get('severity', 'critical')}, {finding.get('layer', '')})", "",
-             _md_escape(finding.get("summary", "")), ""]
+    lines = [f"#### {_md_code(finding['id'])} ({_md_text(finding.get('severity', 'critical'))}, {_md_text(finding.get('layer', ''))})", "",
+             _md_text(finding.get("summary", "")), ""]
     if finding.get("evidence"):
-        lines += ["Evidence:", ""] + [f"- {_md_escape(item)}" for item in finding["evidence"]] + [""]
+        lines += ["Evidence:", ""] + [f"- {_md_text(item)}" for item in finding["evidence"]] + [""]
     if finding.get("not_checked"):
-        lines += ["Not checked:", ""] + [f"- {_md_escape(item)}" for item in finding["not_checked"]] + [""]
+        lines += ["Not checked:", ""] + [f"- {_md_text(item)}" for item in finding["not_checked"]] + [""]
     remediation = finding.get("remediation") or {}
     if remediation.get("summary"):
-        lines += [f"Fix: {_md_escape(remediation['summary'])}", ""]
+        lines += [f"Fix: {_md_text(remediation['summary'])}", ""]
         if remediation.get("params"):
             module = remediation.get("module") or "manual"
-            lines += [f"Proposed with `{module}`:", "", "```json", json.dumps(remediation["params"], indent=2, sort_keys=True), "```", ""]
+            # json.dumps escapes line breaks and non-ASCII: no line can close the fence
+            lines += [f"Proposed with {_md_code(module)}:", "", "```json", json.dumps(remediation["params"], indent=2, sort_keys=True), "```", ""]
     return lines
 
 
@@ -174,23 +213,23 @@ def render_markdown(report):
     lines = ["# Egress diagnosis", "", f"{_totals(report['summary'])}.", "",
              "| cluster | pod | target | status | root causes |", "|---|---|---|---|---|"]
     for result in report["results"]:
-        causes = ", ".join(f"`{c}`" for c in result["root_causes"]) or "-"
-        lines.append(f"| {_md_escape(result['cluster'])} | {_md_escape(result['pod'])} | {_md_escape(result['target'])} | "
-                     f"{result['status']} | {causes} |")
+        causes = ", ".join(_md_code(c, in_table=True) for c in result["root_causes"]) or "-"
+        lines.append(f"| {_md_code(result['cluster'], True)} | {_md_code(result['pod'], True)} | {_md_code(result['target'], True)} | "
+                     f"{_md_text(result['status'])} | {causes} |")
     lines.append("")
     if report["errors"]:
         lines += ["## Not diagnosed (inconclusive)", "", NOT_DIAGNOSED_NOTE, ""]
-        lines += [f"- {_md_escape(_not_diagnosed(error))}" for error in report["errors"]]
+        lines += [f"- {_md_text(_not_diagnosed(error))}" for error in report["errors"]]
         lines.append("")
     for result in report["results"]:
-        lines += [f"## {_md_escape(result['cluster'])} {_md_escape(result['pod'])} -> {_md_escape(result['target'])}", "",
-                  f"Status: **{result['status']}**", ""]
+        lines += [f"## {_md_text(result['cluster'])} {_md_text(result['pod'])} -&gt; {_md_text(result['target'])}", "",
+                  f"Status: **{_md_text(result['status'])}**", ""]
         for finding in result["findings"]:
             if finding.get("id") != "healthy":
                 lines += _md_finding(finding)
         failed_checks = [c for c in result["checks"] if c.get("status") in ("fail", "error")]
         if failed_checks:
-            lines += ["Failed checks:", ""] + [f"- {_md_escape(c['name'])}: {_md_escape(c.get('detail', ''))}" for c in failed_checks] + [""]
+            lines += ["Failed checks:", ""] + [f"- {_md_code(c['name'])}: {_md_text(c.get('detail', ''))}" for c in failed_checks] + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -279,6 +318,11 @@ def render_html(report):
             f'<body>{"".join(body)}</body></html>\n')
 
 
+def _xml(text):
+    """Text XML 1.0 can hold: a character it forbids would make the whole file unparseable, and CI would drop it."""
+    return _visible(text, XML_ILLEGAL)
+
+
 def render_junit(report):
     """One testsuite per cluster, one testcase per pod x target x check; a cluster that failed gets an erroring testcase."""
     suites = ElementTree.Element("testsuites", name="kubediag.egress")
@@ -289,28 +333,30 @@ def render_junit(report):
         by_cluster.setdefault(error["cluster"], {"results": [], "errors": []})["errors"].append(error)
     total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for cluster, content in by_cluster.items():
-        suite = ElementTree.SubElement(suites, "testsuite", name=cluster)
+        suite = ElementTree.SubElement(suites, "testsuite", name=_xml(cluster))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for result in content["results"]:
             causes = "; ".join(f"{f['id']}: {f.get('summary', '')}" for f in result["findings"] if f.get("id") != "healthy")
             for check in result["checks"] or [{"name": "verdict", "status": "pass" if result["status"] in ("healthy", "ok") else "fail"}]:
-                case = ElementTree.SubElement(suite, "testcase", classname=f"{cluster}.{result['pod']}", name=f"{result['target']} :: {check['name']}")
+                case = ElementTree.SubElement(suite, "testcase", classname=_xml(f"{cluster}.{result['pod']}"),
+                                              name=_xml(f"{result['target']} :: {check['name']}"))
                 counts["tests"] += 1
                 if check.get("status") == "fail":
                     counts["failures"] += 1
-                    failure = ElementTree.SubElement(case, "failure", message=check.get("detail") or "failed", type="egress")
-                    failure.text = causes or check.get("detail") or ""
+                    failure = ElementTree.SubElement(case, "failure", message=_xml(check.get("detail") or "failed"), type="egress")
+                    failure.text = _xml(causes or check.get("detail") or "")
                 elif check.get("status") == "error":
                     counts["errors"] += 1
-                    ElementTree.SubElement(case, "error", message=check.get("detail") or "error", type="probe")
+                    ElementTree.SubElement(case, "error", message=_xml(check.get("detail") or "error"), type="probe")
                 elif check.get("status") == "skip":
                     counts["skipped"] += 1
-                    ElementTree.SubElement(case, "skipped", message=check.get("detail") or "skipped")
+                    ElementTree.SubElement(case, "skipped", message=_xml(check.get("detail") or "skipped"))
         for error in content["errors"]:
-            case = ElementTree.SubElement(suite, "testcase", classname=f"{cluster}.{error.get('pod') or 'diagnosis'}", name=error["stage"])
+            case = ElementTree.SubElement(suite, "testcase", classname=_xml(f"{cluster}.{error.get('pod') or 'diagnosis'}"),
+                                          name=_xml(error["stage"]))
             counts["tests"] += 1
             counts["errors"] += 1
-            ElementTree.SubElement(case, "error", message=error["msg"], type="diagnosis")
+            ElementTree.SubElement(case, "error", message=_xml(error["msg"]), type="diagnosis")
         for key, value in counts.items():
             suite.set(key, str(value))
             total[key] += value

@@ -9,7 +9,7 @@ spliced into script text: validation is the first wall, not the only one.)
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 SCHEMES = ("http", "https", "tcp", "udp")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -19,6 +19,9 @@ DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~:@/%?=&+,-]*$")
 PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 MAX_TARGETS = 32
+REDACTED = "REDACTED"
+SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://")
+URL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+")
 
 
 class TargetError(ValueError):
@@ -55,6 +58,45 @@ class Target:
     def as_dict(self) -> dict:
         return {"url": self.url, "host": self.host, "port": self.port, "scheme": self.scheme, "protocol": self.protocol,
                 "path": self.path, "host_is_ip": self.is_ip}
+
+
+def split_userinfo(url: str) -> tuple:
+    """(scheme://, userinfo or None, rest) of a URL or a bare user:password@host:port as proxy variables hold them.
+
+    The userinfo ends at the *last* '@': a password with an unescaped '/', '#' or '@' (which curl still accepts) is
+    then never mistaken for a host or path. An '@' in a path is over-redacted, which loses nothing secret."""
+    match = SCHEME_PREFIX.match(url)
+    prefix = match.group(0) if match else ""
+    userinfo, at, rest = url[len(prefix):].rpartition("@")
+    return (prefix, userinfo, rest) if at else (prefix, None, url[len(prefix):])
+
+
+def redact_userinfo(url) -> str:
+    """The URL with any user:password@ replaced by REDACTED@: what every message and result shows of a URL that may
+    carry credentials (a target, test_proxy, echo_url, a proxy variable read from the pod)."""
+    if not isinstance(url, str):
+        return url
+    prefix, userinfo, rest = split_userinfo(url)
+    return url if userinfo is None else f"{prefix}{REDACTED}@{rest}"
+
+
+def redact_urls_in_text(text: str) -> str:
+    """Free text (a tool's output) with redact_userinfo applied to every scheme://... word in it."""
+    return URL_IN_TEXT.sub(lambda match: redact_userinfo(match.group()), text)
+
+
+def url_credentials(url) -> set:
+    """The secret parts of a URL's user:password@ (as written and percent-decoded), to register as no_log values: the
+    password (the user name alone would mask every occurrence of a common word), or the whole userinfo when it is a
+    token without a password."""
+    if not isinstance(url, str):
+        return set()
+    userinfo = split_userinfo(url)[1]
+    if not userinfo:
+        return set()
+    _user, colon, password = userinfo.partition(":")
+    parts = {userinfo, password} if colon and password else {userinfo}
+    return {part for value in parts for part in (value, unquote(value)) if part}
 
 
 def is_ip_literal(value: str) -> bool:
@@ -118,44 +160,50 @@ def validate_path(value, what: str = "path") -> str:
     return value
 
 
-def _reject_unsafe(text: str, what: str) -> None:
+def _reject_unsafe(text: str, what: str, shown: str) -> None:
     for char in text:
         if char.isspace() or char in "\"'`$;|<>\\{}^" or ord(char) < 32:
-            raise TargetError(f"{what} {text!r} contains the character {char!r}, which is not allowed in a target")
+            if char not in shown:   # it is in the redacted credentials: not even one character of them is repeated
+                raise TargetError(f"{what} {shown!r} carries credentials; pass a URL without user:password@")
+            raise TargetError(f"{what} {shown!r} contains the character {char!r}, which is not allowed in a target")
 
 
 def parse_url(url, what: str = "target") -> Target:
     """http(s)://host[:port][/path], tcp://host:port, udp://host:port."""
     if not isinstance(url, str) or not url:
         raise TargetError(f"{what} must be a URL string or a mapping, got {url!r}")
-    _reject_unsafe(url, what)
-    parts = urlsplit(url)
+    shown = redact_userinfo(url)   # every message below repeats the URL: never with its credentials
+    _reject_unsafe(url, what, shown)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise TargetError(f"{what} {shown!r} is not a valid URL (a bracketed host must be an IPv6 address)") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES or not parts.netloc:
-        raise TargetError(f"{what} {url!r} is not a URL with a scheme of {', '.join(SCHEMES)} (e.g. https://api.example.com/health)")
+        raise TargetError(f"{what} {shown!r} is not a URL with a scheme of {', '.join(SCHEMES)} (e.g. https://api.example.com/health)")
     if parts.username is not None or parts.password is not None:
-        raise TargetError(f"{what} {url!r} carries credentials; pass a URL without user:password@")
+        raise TargetError(f"{what} {shown!r} carries credentials; pass a URL without user:password@")
     if parts.fragment:
-        raise TargetError(f"{what} {url!r} has a #fragment, which is never sent to a server; remove it")
+        raise TargetError(f"{what} {shown!r} has a #fragment, which is never sent to a server; remove it")
     try:
         hostname, port_text = parts.hostname, parts.port
     except ValueError:
-        raise TargetError(f"{what} {url!r} has an invalid port (must be between 1 and 65535)") from None
-    host = validate_host(hostname or "", f"{what} {url!r}: host")
+        raise TargetError(f"{what} {shown!r} has an invalid port (must be between 1 and 65535)") from None
+    host = validate_host(hostname or "", f"{what} {shown!r}: host")
     if port_text is None:
         if scheme not in DEFAULT_PORTS:
-            raise TargetError(f"{what} {url!r} needs a port ({scheme}://host:port)")
+            raise TargetError(f"{what} {shown!r} needs a port ({scheme}://host:port)")
         port = DEFAULT_PORTS[scheme]
     else:
-        port = validate_port(port_text, f"{what} {url!r}: port")
+        port = validate_port(port_text, f"{what} {shown!r}: port")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     if scheme in ("tcp", "udp"):
         if path != "/":
-            raise TargetError(f"{what} {url!r}: a {scheme}:// target has no path")
+            raise TargetError(f"{what} {shown!r}: a {scheme}:// target has no path")
         path = "/"
-    return Target(host=host, port=port, scheme=scheme, protocol=PROTOCOL_OF_SCHEME[scheme], path=validate_path(path, f"{what} {url!r}: path"))
+    return Target(host=host, port=port, scheme=scheme, protocol=PROTOCOL_OF_SCHEME[scheme], path=validate_path(path, f"{what} {shown!r}: path"))
 
 
 TARGET_KEYS = ("host", "port", "protocol", "scheme", "path")
@@ -210,7 +258,7 @@ def parse_http_url(url, what: str) -> Target:
     """An http(s) URL option such as echo_url or a proxy URL."""
     target = parse_url(url, what)
     if target.scheme not in ("http", "https"):
-        raise TargetError(f"{what} must be an http:// or https:// URL, got {url!r}")
+        raise TargetError(f"{what} must be an http:// or https:// URL, got {redact_userinfo(url)!r}")
     return target
 
 

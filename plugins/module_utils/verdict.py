@@ -97,6 +97,10 @@ class Target:
 
     def __init__(self, entry, pod, node):
         self.entry, self.pod, self.node = entry, pod, node
+        for key, kind in (("url", str), ("host", str), ("port", int)):
+            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                raise VerdictError(f"pod_probe target {entry.get('url')!r} has no valid {key} (got {entry.get(key)!r}): pass the targets "
+                                   "kubediag.egress.pod_probe returned")
         self.url, self.host, self.port = entry["url"], entry["host"], entry["port"]
         self.protocol, self.scheme = entry.get("protocol", "tcp"), entry.get("scheme", "https")
         self.is_ip = bool(entry.get("host_is_ip"))
@@ -126,8 +130,10 @@ class Target:
                 continue
             for via in ("pod", "cluster", "external"):
                 check = probe.dns(via, self.host)
-                if check and check["status"] == "ok" and (check.get("details") or {}).get("addresses"):
-                    return list(check["details"]["addresses"])
+                # the checks ask for A records: an answer that is not an IPv4 address is not one (::ffff:bad is IPv6)
+                addresses = _ip_addresses((check.get("details") or {}).get("addresses"), (4,)) if check and check["status"] == "ok" else []
+                if addresses:
+                    return addresses
         return []
 
     def checks_for_report(self):
@@ -309,10 +315,27 @@ def _coredns_forward_evidence(ctx):
     return lines
 
 
+def _ip_addresses(values, versions=(4, 6)) -> list:
+    """The canonical IP addresses of those versions among values (facts may have been saved and edited): nothing else
+    becomes an ipBlock, a policy destination or a proposed upstream."""
+    found = []
+    for value in values if isinstance(values, list) else []:
+        try:
+            address = ipaddress.ip_address(value) if isinstance(value, str) else None
+        except ValueError:
+            continue
+        if address is not None and address.version in versions and str(address) == value and value not in found:
+            found.append(value)
+    return found
+
+
 def _forward_remedy(ctx, external):
     forward = (ctx.coredns or {}).get("forward") or {}
     current = " ".join(u.get("raw", "") for u in (ctx.coredns or {}).get("upstreams") or [])
-    working = ((external or {}).get("details") or {}).get("server") if external and external["status"] == "ok" else None
+    # Only the resolver the collection asked (external_resolver), never the address the pod's dig printed; and only when it
+    # answered: that is the one upstream this run verified.
+    asked = ((external or {}).get("params") or {}).get("server") if external and external["status"] == "ok" else None
+    working = next(iter(_ip_addresses([asked])), None)
     proposed = f"forward . {working}" if working else "forward . /etc/resolv.conf"
     return _remedy(f"in ConfigMap kube-system/coredns, change the Corefile line `forward . {current}` to `{proposed}` (an upstream that answers)"
                    if current else f"give the Corefile a forward line to an upstream that answers, e.g. `{proposed}`",

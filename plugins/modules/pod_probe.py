@@ -290,7 +290,7 @@ from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import (
     probe_pod,
 )
 from ansible_collections.kubediag.egress.plugins.module_utils.probe_script import DEFAULT_MTU_SIZES  # noqa: E402
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets, url_credentials  # noqa: E402
 
 ARGUMENT_SPEC = {
     "namespace": {"type": "str", "default": "default"},
@@ -316,6 +316,9 @@ ARGUMENT_SPEC = {
 def main():
     module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
+    # Refused below, but the invocation Ansible echoes must not carry them either.
+    for url in (params["test_proxy"], params["echo_url"], *params["targets"]):
+        module.module.no_log_values.update(url_credentials(url))
     try:
         # Validate everything before the first API call: a bad target never reaches a pod.
         parse_targets(params["targets"])

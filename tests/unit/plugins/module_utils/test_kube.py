@@ -89,6 +89,18 @@ def test_api_path(args, path):
     assert api_path(*args) == path
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("v1", "pods", "shop", ""), "pods name '' cannot be part of an API path"),      # else a GET of a pod turns into a LIST
+    (("v1", "pods", "shop", ".."), "pods name '..' cannot"), (("v1", "pods", "shop", "."), "pods name '.' cannot"),
+    (("v1", "pods", "shop", "a/b"), "pods name 'a/b' cannot"), (("v1", "pods", "shop", "%2e%2e"), "cannot be part of an API path"),
+    (("v1", "pods", "", "web"), "namespace '' is not a valid name"), (("v1", "pods", "..", "web"), "namespace '..' is not a valid name"),
+    (("v1", "pods", "a" * 64), "namespace 'aaaa"), (("v1", "pods", "Shop"), "namespace 'Shop' is not a valid name: it must be a DNS-1123 label"),
+])
+def test_api_path_refuses_a_name_that_would_change_the_url(args, message):
+    with pytest.raises(KubeError, match=re.escape(message)):
+        api_path(*args)
+
+
 def test_missing_kubeconfig_is_named(tmp_path):
     missing = tmp_path / "nope"
     with pytest.raises(KubeError, match=f"kubeconfig {missing} does not exist"):

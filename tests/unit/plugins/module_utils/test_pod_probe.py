@@ -1,6 +1,7 @@
 """pod_probe.probe() end to end on this host (the exec transport is a local subprocess), batching, and the no-shell path."""
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -262,3 +263,74 @@ def test_an_rbac_refusal_of_the_node_pod_stays_an_error():
     with pytest.raises(KubeError) as raised:
         pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
     assert not isinstance(raised.value, pod_probe.NodeProbeForbidden)
+
+
+# --- proxy credentials from the pod's environment --------------------------------------------------------------------
+
+PROXY_PASSWORD = "s3cr3t-Pw"  # noqa: S105 - a test value that must never show
+
+
+def scripted_pod(detection: str, output_of):
+    """A pod whose detection prints `detection` and whose every check prints output_of(record) then exits 7."""
+    def run(argv, timeout):
+        if argv[3] == "kddetect":
+            return ExecResult(detection, "", 0)
+        nonce, records = argv[6], argv[7:]
+        lines = [f"{nonce} {index} o {output_of(record)}\n{nonce} {index} x 7 5\n" for index, record in enumerate(records)]
+        return ExecResult("".join(lines), "", 0)
+    return run
+
+
+def test_proxy_credentials_from_the_pod_env_appear_nowhere_and_the_proxy_is_still_checked():
+    detection = ("tool curl /usr/bin/curl curl\ntool nc /usr/bin/nc OpenBSD netcat\ntimeout gnu\n"
+                 f"env https_proxy http://alice:{PROXY_PASSWORD}@proxy.corp:3128\n"
+                 f"env HTTP_PROXY alice:{PROXY_PASSWORD}@proxy.corp:3128\n"
+                 f"env all_proxy http://alice:{PROXY_PASSWORD}/x@proxy.corp:3128\n")
+    seen = []
+
+    def output_of(record):
+        seen.append(record)
+        return "connect to proxy.corp port 3128 (tcp) failed: Connection refused"
+
+    facts = pod_probe.probe(scripted_pod(detection, output_of), parse_targets(["https://api.example.test/"]),
+                            pod_probe.build_options(external_resolver=None))
+    assert PROXY_PASSWORD not in repr(facts) and "alice" not in repr(facts)
+    assert PROXY_PASSWORD not in repr(seen)   # nor in anything sent to the pod
+    assert facts["proxy_env"]["details"]["https_proxy"] == "http://REDACTED@proxy.corp:3128"
+    reach = next(c for c in facts["checks"] if c["id"] == "proxy.reach:http://REDACTED@proxy.corp:3128")
+    assert reach["error_class"] == "refused" and reach["params"]["host"] == "proxy.corp" and reach["params"]["port"] == 3128
+    assert "nc proxy.corp 3128" in seen
+
+
+class RecordingApi:
+    """An API client that must never be called."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, method, path, **kwargs):
+        self.requests.append((method, path))
+        raise AssertionError(f"no request expected, got {method} {path}")
+
+
+@pytest.mark.parametrize(("namespace", "pod", "container", "message"), [
+    ("shop", "", None, "pod '' is not a valid name: it must be a DNS-1123 subdomain"),
+    ("shop", "..", None, "pod '..' is not a valid name"), ("shop", "a/b", None, "pod 'a/b' is not a valid name"),
+    ("shop", "web." + "a" * 64, None, "pod 'web.aaa"), ("shop", "w" * 254, None, "pod 'www"), ("shop", "Web", None, "pod 'Web'"),
+    ("", "web", None, "namespace '' is not a valid name: it must be a DNS-1123 label"), ("a.b", "web", None, "namespace 'a.b'"),
+    ("shop", "web", "", "container '' is not a valid name: it must be a DNS-1123 label"), ("shop", "web", "a.b", "container 'a.b'"),
+    ("shop", "web", "c" * 64, "container 'ccc"),
+])
+def test_names_are_validated_before_any_request(namespace, pod, container, message):
+    api = RecordingApi()
+    with pytest.raises(KubeError, match=re.escape(message)):
+        pod_probe.probe_pod(api, namespace, pod, ["https://api.example.test/"], container=container, options=OPTIONS)
+    assert api.requests == []
+
+
+def test_a_valid_long_pod_name_is_accepted():
+    api = FakeApi()
+    name = ".".join(["a" * 63] * 3) + "." + "b" * 61   # 253 characters, labels of 63
+    api.pods[name] = {"metadata": {"name": name, "namespace": "shop"}, "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Pending"}}
+    with pytest.raises(KubeError, match="is Pending, not Running"):
+        pod_probe.probe_pod(api, "shop", name, ["https://api.example.test/"], options=OPTIONS)

@@ -1,5 +1,5 @@
-"""parse_pod_ref: the three reference forms, and a message that says how to name a pod when there is none; select_pods'
-messages name the context they looked in."""
+"""parse_pod_ref: the reference forms, names that are not Kubernetes names refused before they reach a URL, and a message
+that says how to name a pod when there is none; select_pods' messages name the context they looked in."""
 
 import pytest
 
@@ -58,3 +58,23 @@ def test_without_a_kubeconfig_context_the_message_has_none():
     with pytest.raises(KubeError) as raised:
         select_pods(EmptyCluster(None), "shop/web")
     assert str(raised.value) == "pod shop/web not found: check the pod name (kubectl get pods -n shop)."
+
+
+@pytest.mark.parametrize(("ref", "expected"), [
+    ("shop/web", {"namespace": "shop", "kind": "pod", "name": "web"}),
+    ("shop/web-7d9f.v2", {"namespace": "shop", "kind": "pod", "name": "web-7d9f.v2"}),
+    ("shop/deployment/web", {"namespace": "shop", "kind": "workload", "name": "web", "workload_kind": "Deployment"}),
+    ("shop/app=web", {"namespace": "shop", "kind": "selector", "selector": "app=web"}),
+])
+def test_valid_references(ref, expected):
+    parsed = parse_pod_ref(ref)
+    assert {key: parsed[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("ref", [
+    "shop/", "/web", "shop/..", "shop/.", "shop/a..b", "shop/a.-b", "shop/-web", "shop/" + "a" * 64 + ".b", "shop/" + "w" * 254,
+    "Shop/web", "a.b/web", "s" * 64 + "/web", "shop/deployment/..", "shop/deployment/" + "d" * 64, "shop/Web",
+])
+def test_invalid_names_are_refused(ref):
+    with pytest.raises(PodRefError, match="pod"):
+        parse_pod_ref(ref)

@@ -120,3 +120,55 @@ def test_curl_write_out_with_hostile_numbers_never_crashes(write_out):
     fact = probe_facts.parse_curl(0, write_out, {"url": "http://x/", "mode": "env"})
     assert fact["status"] in ("ok", "fail", "error")
     assert fact["details"]["size_download"] == 0
+
+
+def _dig(*answers, server="10.96.0.10"):
+    lines = [";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1", ";; ANSWER SECTION:"]
+    lines += [f"api.example.test.\t60\tIN\tA\t{answer}" for answer in answers]
+    return "\n".join([*lines, f";; SERVER: {server}#53({server}) (UDP)", ""])
+
+
+DIG_PARAMS = {"name": "api.example.test", "via": "external", "server": "192.0.2.8"}
+
+
+@pytest.mark.parametrize("answer", ["1.2.3.4; rm -rf /", "::ffff:bad", "::ffff:1.2.3.4", "evil.example.", "1.2.3.4/0", "0x7f.1",
+                                    "001.2.3.4", "\u0661.2.3.4", "1.2.3.4 5.6.7.8", "<svg/onload=alert(1)>"])
+def test_dig_answers_that_are_not_ipv4_addresses_are_never_kept(answer):
+    result = probe_facts.parse_dig(0, _dig(answer), DIG_PARAMS)
+    assert result["details"]["addresses"] == []
+    assert (result["status"], result["error_class"]) == ("error", "not_an_ip")
+
+
+def test_dig_keeps_only_the_real_addresses_of_a_mixed_answer():
+    result = probe_facts.parse_dig(0, _dig("evil.example.", "198.51.100.10", "1.2.3.4; id", "198.51.100.10", "198.51.100.11"), DIG_PARAMS)
+    assert result["status"] == "ok" and result["details"]["addresses"] == ["198.51.100.10", "198.51.100.11"]
+    assert "3 more answer(s) not kept" in result["summary"]
+
+
+def test_ten_thousand_dig_answers_are_capped():
+    answers = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(10_000)]
+    result = probe_facts.parse_dig(0, _dig(*answers), DIG_PARAMS)
+    assert result["details"]["addresses"] == answers[:32]
+    assert len(result["summary"]) < 1000
+
+
+def test_the_resolver_named_is_the_one_asked_not_the_one_dig_printed():
+    assert probe_facts.parse_dig(0, _dig("198.51.100.10", server="203.0.113.66"), DIG_PARAMS)["details"]["server"] == "192.0.2.8"
+    pod = {"name": "api.example.test", "via": "pod", "server": None}
+    assert probe_facts.parse_dig(0, _dig("198.51.100.10", server="evil;id"), pod)["details"]["server"] is None
+    assert probe_facts.parse_dig(0, _dig("198.51.100.10"), pod)["details"]["server"] == "10.96.0.10"
+
+
+@pytest.mark.parametrize(("output", "rtt"), [
+    ("1 packets transmitted, 1 received, 0% packet loss\nrtt min/avg/max/mdev = 0.0.023/0.023.023/1/0", 0.0),
+    ("1 packets transmitted, 1 received\nrtt min/avg/max/mdev = 0.020/0.023/0.030/0.001 ms", 0.023),
+])
+def test_ping_round_trip_with_crafted_numbers_never_crashes(output, rtt):
+    assert probe_facts.parse_ping(0, output, {"host": "api.example.test"})["details"]["rtt_ms"] == rtt
+
+
+@pytest.mark.parametrize("output", ["kdw|200|0.1|0.1|0.1|0.1|0.1|45|0|198.51.100.10|extra|fields",
+                                    "kdw|200|0.1|0.1|0.1|0.1|0.1|45|0|6.6.6.6\nkdw|000|0|0|0|0|0|0|0|"])
+def test_curl_write_out_with_extra_fields_or_a_forged_earlier_line_never_crashes(output):
+    result = probe_facts.parse_curl(7, output, {"url": "https://api.example.test/", "mode": "env"})
+    assert result["details"]["remote_ip"] in ("198.51.100.10", None)

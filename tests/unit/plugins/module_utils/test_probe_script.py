@@ -240,3 +240,12 @@ def test_a_carriage_return_in_resolv_conf_does_not_forge_a_detection_line():
     env = probe_script.parse_detection("resolv nameserver 10.96.0.10\rtool curl /tmp/evil curl\n")
     assert "curl" not in env.tools
     assert env.resolv_conf == ["nameserver 10.96.0.10\rtool curl /tmp/evil curl"]
+
+
+def test_credentials_a_tool_prints_in_a_url_are_redacted_before_parsing():
+    stdout = (f"{NONCE} 0 o curl: (7) Failed to connect via http://alice:pw-9f3@proxy.corp:3128 and https://bob:x/y@z.test/\n"
+              f"{NONCE} 0 o plain http://proxy.corp:3128/ stays\n{NONCE} 0 x 7 3\n")
+    (raw,) = probe_script.split_probe_output(stdout, 1, NONCE)
+    assert "pw-9f3" not in raw["output"] and "alice" not in raw["output"] and "bob" not in raw["output"]
+    assert "http://REDACTED@proxy.corp:3128" in raw["output"] and "https://REDACTED@z.test/" in raw["output"]
+    assert "plain http://proxy.corp:3128/ stays" in raw["output"]

@@ -6,6 +6,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from markdown_it import MarkdownIt
 
 from ansible_collections.kubediag.egress.plugins.module_utils.report import (
     ReportError,
@@ -95,7 +96,8 @@ def test_junit_has_a_testcase_per_pod_target_check(report):
 
 def test_markdown_and_summary_name_causes_and_errors(report):
     markdown = render_markdown(report)
-    assert "| dns.upstream_forwarding | shop/web | https://api.example.test/health | failing | `dns.upstream_forwarding` |" in markdown
+    assert ("| `dns.upstream_forwarding` | `shop/web` | `https://api.example.test/health` | failing | `dns.upstream_forwarding` |"
+            in markdown)
     assert "## Not diagnosed (inconclusive)" in markdown and "pod shop/x not found" in markdown
     lines = summary_lines(report)
     assert lines[0] == "OK   healthy shop/web -> https://api.example.test/health: healthy"
@@ -156,3 +158,68 @@ def test_bad_input_is_a_clear_error(hosts, message):
 def test_unknown_format_is_refused(report):
     with pytest.raises(ReportError, match="unknown report format"):
         render_all(report, ["pdf"])
+
+
+# --- hostile text from the pod and the cluster ----------------------------------------------------------------------
+
+HOSTILE = ["<svg/onload=alert(1)>.evil.example", "a\rb\nc\r\nd\u2028e", "x | y | z", "**bold** _em_ [link](http://evil.example)",
+           "&lt;img src=x onerror=alert(1)&gt;", "`code` ``` fence", "# heading", "1. list", "- item", "<!-- comment", "\x1b[31mred\x1b[0m",
+           "\u202egnp.exe", "\\| back", "\ud800 lone surrogate", "---", "+ plus", "    indented code",
+           "~~struck~~", "![image](http://evil.example/x.png)", "<http://evil.example>", "plain text"]
+
+
+def _hostile_report():
+    """Every field the report quotes holds hostile text, one cluster per sample."""
+    def finding(text):
+        return {"id": f"dns.upstream_forwarding{text}", "severity": "critical", "layer": text, "summary": text, "evidence": [text],
+                "not_checked": [text], "remediation": {"summary": text, "module": text, "params": {"corefile": text}}}
+
+    def pod(text):
+        return {"pod": f"shop/{text}", "node": text, "findings": [finding(text)],
+                "targets": [{"target": text, "status": "failing", "root_causes": [text], "path": [{"hop": "dns", "status": "fail", "note": text}],
+                             "checks": [{"name": text, "status": "fail", "detail": text}]}]}
+    return build_report([{"cluster": f"lab{text}", "pods": [pod(text)], "error": {"stage": text, "msg": text, "pod": text}} for text in HOSTILE])
+
+
+def _cells_per_row(tokens):
+    rows, cells = [], None
+    for token in tokens:
+        if token.type == "tr_open":
+            cells = 0
+        elif token.type in ("td_open", "th_open"):
+            cells += 1
+        elif token.type == "tr_close":
+            rows.append(cells)
+    return rows
+
+
+def test_markdown_quotes_hostile_text_as_inert_text():
+    """Rendered by a CommonMark + GFM-table peer with raw HTML on: no HTML, link, image or stray heading; one row per result."""
+    report = _hostile_report()
+    markdown = render_markdown(report)
+    renderer = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    tokens = renderer.parse(markdown)
+    inline = [child for token in tokens for child in token.children or []]
+    unexpected = ("html_block", "html_inline", "link_open", "image", "bullet_list_open", "ordered_list_open", "hr", "fence", "code_block")
+    assert not [t.type for t in tokens + inline if t.type in unexpected
+                and not (t.type == "bullet_list_open" and t.level == 0) and not (t.type == "fence" and t.info == "json")]
+    assert _cells_per_row(tokens) == [5] * (1 + len(report["results"]))
+    assert sum(1 for t in tokens if t.type == "heading_open" and t.tag == "h2") == 1 + len(report["results"])   # Errors + one a result
+    html = renderer.render(markdown)
+    assert "<svg" not in html and "<img" not in html and "<!--" not in html and "<strong>bold" not in html and "<em>" not in html and "<s>" not in html
+    assert "\x1b" not in html and "\u202e" not in html and "\r" not in html
+    assert "&lt;svg/onload=alert(1)&gt;.evil.example" in html   # the evidence is still there, as text
+    assert "- **labplain text** plain text (plain text): plain text" in markdown
+
+
+def test_junit_with_control_characters_still_parses():
+    xml = render_junit(_hostile_report())
+    root = ElementTree.fromstring(xml)  # noqa: S314 - our own output
+    messages = [e.get("message") for e in root.iter() if e.get("message")]
+    assert "\\x1b[31mred\\x1b[0m" in messages   # shown, not dropped
+    xml.encode("utf-8")   # no lone surrogate left: the file can be written
+
+
+def test_summary_lines_carry_no_terminal_escape():
+    lines = summary_lines(_hostile_report())
+    assert not [line for line in lines if "\x1b" in line or "\r" in line or "\n" in line or "\u202e" in line]

@@ -9,6 +9,8 @@ from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
     TargetError,
     parse_proxy_url,
     parse_targets,
+    redact_userinfo,
+    url_credentials,
     validate_host,
     validate_ip,
     validate_mtu_sizes,
@@ -99,3 +101,46 @@ def test_timeout(value, ok):
     else:
         with pytest.raises(TargetError, match="timeout"):
             validate_timeout(value)
+
+
+SECRET = "hunter2"  # noqa: S105 - a test value that must never show
+
+
+@pytest.mark.parametrize("url", [
+    f"https://bob:{SECRET}@api.example.test/", f"https://bob:{SECRET}$x@api.example.test/", f"https://bob:{SECRET}'@api.example.test/",
+    f"https://bob:{SECRET}/p@api.example.test/", f"ftp://bob:{SECRET}@api.example.test/", f"https://bob:{SECRET}@[::1/",
+    f"tcp://bob:{SECRET}@api.example.test:99999", f"https://bob:{SECRET}@api.example.test/a b",
+])
+def test_credentials_in_a_target_are_never_repeated(url):
+    with pytest.raises(TargetError) as error:
+        parse_targets([url])
+    assert SECRET not in str(error.value) and "bob" not in str(error.value)
+    assert "REDACTED@" in str(error.value)
+
+
+@pytest.mark.parametrize("option", ["test_proxy", "echo_url"])
+@pytest.mark.parametrize("url", [f"http://bob:{SECRET}@proxy.example.test:3128", f"bob:{SECRET}@proxy.example.test:3128",
+                                 f"http://bob:{SECRET};@proxy.example.test:3128", f"gopher://bob:{SECRET}@proxy.example.test"])
+def test_credentials_in_test_proxy_or_echo_url_are_never_repeated(option, url):
+    from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import build_options
+
+    with pytest.raises(TargetError) as error:
+        build_options(**{option: url})
+    assert SECRET not in str(error.value) and "bob" not in str(error.value)
+    assert str(error.value).startswith(option)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://u:p@proxy:3128", "http://REDACTED@proxy:3128"), ("u:p@proxy:3128", "REDACTED@proxy:3128"),
+    ("http://u:p/q#r@proxy:3128/", "http://REDACTED@proxy:3128/"), ("http://proxy:3128", "http://proxy:3128"), ("", ""),
+])
+def test_redact_userinfo(url, expected):
+    assert redact_userinfo(url) == expected
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://bob:pa%40ss@proxy:3128", {"bob:pa%40ss", "bob:pa@ss", "pa%40ss", "pa@ss"}),
+    ("https://ghp_token@proxy:3128", {"ghp_token"}), ("proxy:3128", set()), (None, set()), ({"host": "x"}, set()),
+])
+def test_url_credentials_are_the_secret_parts_only(url, expected):
+    assert url_credentials(url) == expected

@@ -207,3 +207,41 @@ def test_a_healthy_pod_stays_healthy_without_its_node():
     verdict = evaluate_cluster(facts)[0]
     assert verdict["root_causes"] == ["healthy"]
     assert any("Pod Security baseline forbids hostNetwork in shop" in line for line in verdict["not_checked"])
+
+
+def _dns_check(facts, check_id):
+    return next(c for c in facts["pod_probes"][0]["checks"] if c["id"] == check_id)
+
+
+def test_the_corefile_fix_proposes_only_the_resolver_the_collection_asked():
+    """The pod's dig prints which server answered; a forged one never becomes the proposed upstream."""
+    facts = copy.deepcopy(RECORDINGS["dns.upstream_forwarding"]["facts"])
+    external = _dns_check(facts, "dns.external:api.example.test")
+    external["details"]["server"] = "203.0.113.66"
+    finding = next(f for f in _subject_verdict({"facts": facts})["findings"] if f["id"] == "dns.upstream_forwarding")
+    assert finding["remediation"]["params"]["proposed"] == "forward . 192.0.2.8"
+    external["params"]["server"] = "192.0.2.8; rm -rf /"
+    finding = next(f for f in _subject_verdict({"facts": facts})["findings"] if f["id"] == "dns.upstream_forwarding")
+    assert finding["remediation"]["params"]["proposed"] == "forward . /etc/resolv.conf"
+
+
+@pytest.mark.parametrize("forged", ["0.0.0.0/0", "::ffff:bad", "evil.example", "1.2.3.4; id", 7, "001.2.3.4"])
+def test_only_ip_addresses_become_proposed_ip_blocks(forged):
+    facts = copy.deepcopy(RECORDINGS["netpol.egress_blocked"]["facts"])
+    for check_id in ("dns.pod:api.example.test", "dns.cluster:api.example.test"):
+        _dns_check(facts, check_id)["details"]["addresses"] = [forged, "198.51.100.10"]
+    finding = next(f for f in _subject_verdict({"facts": facts})["findings"] if f["id"] == "netpol.egress_blocked")
+    peers = finding["remediation"]["params"]["definition"]["spec"]["egress"][0]["to"]
+    assert peers == [{"ipBlock": {"cidr": "198.51.100.10/32"}}]
+
+
+@pytest.mark.parametrize(("key", "value"), [("port", None), ("port", "443"), ("port", True), ("host", 7), ("host", None)])
+def test_a_target_without_a_valid_host_or_port_is_a_clear_error(key, value):
+    facts = copy.deepcopy(RECORDINGS["healthy"]["facts"])
+    target = facts["pod_probes"][0]["targets"][0]
+    if value is None:
+        target.pop(key)
+    else:
+        target[key] = value
+    with pytest.raises(VerdictError, match=f"has no valid {key}"):
+        evaluate_cluster(facts)
