@@ -126,7 +126,7 @@ def test_a_cluster_whose_read_gave_up_is_reported_inconclusive_with_the_retries_
                                                                   "or raise backoff_retries and api_budget."]
     assert lines[-1] == "1 result(s) in 2 cluster(s): 1 healthy, 0 ok, 0 failing, 0 unknown, 1 not diagnosed"
     markdown, page = render_markdown(report), render_html(report)
-    assert f"- {said}" in markdown and "nothing is concluded from the facts read before it" in markdown
+    assert f"- {said}".replace("_", "\\_") in markdown and "nothing is concluded from the facts read before it" in markdown
     assert "<h2>Not diagnosed (inconclusive)</h2>" in page and html.escape(said) in page
 
 
@@ -141,7 +141,8 @@ def test_the_context_used_is_reported_and_named_in_the_summary_when_it_is_not_th
     assert [e["context"] for e in report["errors"]] == ["prod", None]
     lines = summary_lines(report)
     assert lines[0] == "OK   healthy (context kind-dev) shop/web -> https://api.example.test/health: healthy"
-    assert "ERR  prod (s): m" in lines and "ERR  old (s): m" in lines
+    assert "ERR  prod: not diagnosed (inconclusive, stopped at s): m" in lines
+    assert "ERR  old: not diagnosed (inconclusive, stopped at s): m" in lines
 
 
 @pytest.mark.parametrize(("hosts", "message"), [
@@ -204,12 +205,12 @@ def test_markdown_quotes_hostile_text_as_inert_text():
     assert not [t.type for t in tokens + inline if t.type in unexpected
                 and not (t.type == "bullet_list_open" and t.level == 0) and not (t.type == "fence" and t.info == "json")]
     assert _cells_per_row(tokens) == [5] * (1 + len(report["results"]))
-    assert sum(1 for t in tokens if t.type == "heading_open" and t.tag == "h2") == 1 + len(report["results"])   # Errors + one a result
+    assert sum(1 for t in tokens if t.type == "heading_open" and t.tag == "h2") == 1 + len(report["results"])   # Not diagnosed + one a result
     html = renderer.render(markdown)
     assert "<svg" not in html and "<img" not in html and "<!--" not in html and "<strong>bold" not in html and "<em>" not in html and "<s>" not in html
     assert "\x1b" not in html and "\u202e" not in html and "\r" not in html
     assert "&lt;svg/onload=alert(1)&gt;.evil.example" in html   # the evidence is still there, as text
-    assert "- **labplain text** plain text (plain text): plain text" in markdown
+    assert "- labplain text plain text: not diagnosed (inconclusive, stopped at plain text): plain text" in markdown
 
 
 def test_junit_with_control_characters_still_parses():
