@@ -51,7 +51,9 @@ def test_a_cluster_read_that_gives_up_leaves_the_cluster_inconclusive(tmp_path):
     assert code != 0
     assert report["results"] == [] and report["summary"]["clusters_failed"] == ["lab"]
     [error] = report["errors"]
-    assert error["stage"].startswith("Read CoreDNS"), error
+    # The API server breaks once coredns_info has read the Corefile: under load coredns_info may finish its reads first, and
+    # the next cluster read is the one that gives up. Either way it is a read after the probe, the verdict's input.
+    assert error["stage"] not in ("Resolve which pods to diagnose", "Probe from inside each pod and from its node"), error
     assert "last answer HTTP 503" in error["msg"] and " attempts over " in error["msg"], error
     assert f"lab: not diagnosed (inconclusive, stopped at {error['stage']}): the API server kept failing" in " ".join(output.split())  # the console
     with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as handle:
