@@ -4,6 +4,7 @@ The diagnose role used to compute this in Jinja; here it is plain Python the con
 unit-tested and costs no module round trip. ``plan_cluster_reads(probes)`` returns:
 
 - ``needed``: a pod could not be probed or some check failed or errored; the cluster-side analysers only matter then.
+  ``probes`` is pod_probe's ``results`` (one entry per pod); a pod whose entry says ``failed`` gets no netpol or mesh read.
 - ``cluster_network_destination``: the first address any pod's DNS check resolved (cluster_network_info asks the node's
   route table about it), or None.
 - ``netpol``: one ``{namespace, pod, destinations}`` per probed pod, destinations as netpol_egress_info takes them
@@ -43,13 +44,15 @@ def _probe_parts(probe, index):
 
 def plan_cluster_reads(probes):
     if not isinstance(probes, list):
-        raise PlanError("pod_probes must be the list of registered pod_probe results")
+        raise PlanError("pod_probes must be the list of pod_probe results (its registered .results)")
     probes = [p for p in probes if not (isinstance(p, dict) and p.get("skipped"))]
     needed, destination, netpol, mesh = False, None, [], []
     for index, probe in enumerate(probes):
         pod, targets, checks = _probe_parts(probe, index)
         if not probe.get("probed") or any(t.get("status") in FAILED for t in targets):
             needed = True
+        if probe.get("failed"):
+            continue  # pod_probe could not reach the pod (not found, forbidden): the readers about it would fail the same way
         if destination is None:
             destination = next(iter(_resolved(checks)), None)
         destinations = []

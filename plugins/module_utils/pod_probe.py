@@ -6,6 +6,8 @@ the Kubernetes side: the pod and container checks, the cluster DNS IP, the ephem
 a shell, the node debug pod for the node comparison, and cleanup of everything it created.
 """
 
+import copy
+import dataclasses
 import re
 import secrets
 import time
@@ -42,6 +44,18 @@ STATUS_ORDER = ("error", "fail", "ok", "skipped")
 # GKE Autopilot's Warden webhook (its constraint name).
 POD_SECURITY_REFUSAL = re.compile(r'violates PodSecurity "(?P<level>[a-z]+):[^"]*"')
 AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
+# probe_pods probes this many pods at once at most: each holds up to two execs open for its timeout, and they all share the
+# client's rate limit, so more threads would only queue there.
+MAX_CONCURRENT_PODS = 8
+
+
+class AllPodsFailed(KubeError):
+    """Every pod of a probe_pods call failed; `results` holds each pod's failed entry."""
+
+    def __init__(self, results):
+        reasons = "; ".join(r["msg"] for r in results)
+        super().__init__(f"every pod failed to be probed ({len(results)} of {len(results)}): {reasons}")
+        self.results = results
 
 
 class NoShell(Exception):
@@ -487,3 +501,56 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
     notes.append(f"{reason}; probed from ephemeral container {debug_name} ({debug_image}), which exits by itself within {lifetime}s "
                  "(Kubernetes cannot remove an ephemeral container from a pod's spec).")
     return facts
+
+
+def pod_refs(pods) -> list[tuple]:
+    """(namespace, name, container) of each entry of the pods option ({namespace, name, container?} mappings, as
+    egress_pods_info returns them; other keys are ignored), every name validated before any request."""
+    if not isinstance(pods, list) or not pods:
+        raise ValueError("pods must be a non-empty list of {namespace, name, container?} mappings (egress_pods_info's pods)")
+    refs = []
+    for index, entry in enumerate(pods):
+        if not isinstance(entry, dict):
+            raise ValueError(f"pods[{index}] is {entry!r}, not a {{namespace, name, container?}} mapping")
+        container = entry.get("container")
+        validate_name(entry.get("namespace"), f"pods[{index}].namespace", "label")
+        validate_name(entry.get("name"), f"pods[{index}].name", "subdomain")
+        if container is not None:
+            validate_name(container, f"pods[{index}].container", "label")
+        refs.append((entry["namespace"], entry["name"], container))
+    return refs
+
+
+def failed_pod_result(namespace: str, name: str, container, targets: list, message: str) -> dict:
+    """The entry of a pod probe_pods could not probe: failed and msg as a failed loop item has them, and the shape of a pod
+    that was not probed (pod, targets, no checks), so the plan and the verdict account for the pod instead of dropping it."""
+    return {"failed": True, "msg": message, "changed": False, "probed": False, "not_probed_reason": message,
+            "pod": {"namespace": namespace, "name": name, "container": container}, "runner": {"mode": "none", "container": container},
+            "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}, "node": None, "notes": []}
+
+
+def probe_pods(client, pods, targets_option, options=None, **probe_pod_options) -> dict:
+    """probe_pod for every entry of pods, MAX_CONCURRENT_PODS at a time: {results: [one probe_pod result per pod, in the
+    order given], changed}. A pod whose probe fails (not found, forbidden, timed out) gets a failed_pod_result and the
+    others go on; AllPodsFailed when none could be probed."""
+    refs = pod_refs(pods)
+    targets = parse_targets(targets_option)
+    options = options or build_options()
+
+    def one(ref):
+        namespace, name, container = ref
+        # The connection pool, the rate limit and the retry budget stay shared; the copy only counts this pod's exec reruns.
+        pod_client = copy.copy(client)
+        pod_client.exec_reruns = 0
+        try:
+            # Each pod fills in the cluster DNS IP of its own options (probe_pod sets it when it was not given).
+            return probe_pod(pod_client, namespace, name, targets_option, container=container, options=dataclasses.replace(options),
+                             **probe_pod_options)
+        except KubeError as error:
+            return failed_pod_result(namespace, name, container, targets, str(error))
+
+    with ThreadPoolExecutor(max_workers=min(len(refs), MAX_CONCURRENT_PODS)) as pool:
+        results = list(pool.map(one, refs))
+    if all(result.get("failed") for result in results):
+        raise AllPodsFailed(results)
+    return {"results": results, "changed": any(result["changed"] for result in results)}

@@ -7,7 +7,7 @@ conclusion of the field guide (docs/verdict.md lists them); rules read facts onl
 the shape docs/architecture.md documents: ``{id, layer, hop, severity, summary, evidence[], not_checked[], remediation{summary, module, params}, targets[]}``,
 ordered by what to fix first. A pod whose every target works gets ``healthy`` and nothing else.
 
-``evaluate_cluster(bundle)`` splits what the diagnose role registered for a cluster (loops of module results) into one
+``evaluate_cluster(bundle)`` splits what the diagnose role registered for a cluster (module results) into one
 facts dict per pod and evaluates each. Plain Python, stdlib only, no I/O.
 """
 
@@ -43,6 +43,12 @@ class VerdictError(ValueError):
 
 def _skipped(result):
     return not isinstance(result, dict) or result.get("skipped") or result.get("failed")
+
+
+def _unprobed_pod(result):
+    """pod_probe's entry for a pod it could not probe (not found, forbidden): failed, but naming its pod and targets, so
+    that pod gets a verdict that says why it was not probed instead of vanishing from the report."""
+    return isinstance(result, dict) and result.get("failed") and isinstance(result.get("pod"), dict) and not result.get("probed")
 
 
 class Probe:
@@ -702,7 +708,7 @@ def evaluate_cluster(bundle):
     """One verdict per pod from what the diagnose role registered: pod_probes, netpol, coredns, cluster_network, mesh, pods."""
     if not isinstance(bundle, dict):
         raise VerdictError("the facts bundle must be a mapping")
-    probes = [p for p in bundle.get("pod_probes") or [] if not _skipped(p)]
+    probes = [p for p in bundle.get("pod_probes") or [] if not _skipped(p) or _unprobed_pod(p)]
     if not probes:
         raise VerdictError("pod_probes holds no pod_probe result: run kubediag.egress.pod_probe first and pass its registered results")
     netpol = {n.get("source"): n for n in bundle.get("netpol") or [] if not _skipped(n)}

@@ -6,7 +6,7 @@ when the shapes are right, else one sentence naming the first wrong part (``pod_
 """
 
 CHECK_STATUSES = ("ok", "fail", "error", "skipped")
-HINT = "pass the registered kubediag.egress.pod_probe results (.results of the loop) unchanged"
+HINT = "pass the registered kubediag.egress.pod_probe results (its .results) unchanged"
 
 
 def _kind(value):
@@ -55,7 +55,9 @@ def _probe_problem(probe, where):
         return f"{where} is a {_kind(probe)}{text}, not a pod_probe result"
     if probe.get("skipped"):
         return None
-    if probe.get("failed"):
+    # pod_probe's entry for a pod it could not probe names the pod, and is checked as a pod that was not probed; a failed
+    # result that names none (a whole failed task) cannot be told apart from a pod that was never asked about.
+    if probe.get("failed") and not isinstance(probe.get("pod"), dict):
         return f"{where} is a failed pod_probe result ({str(probe.get('msg') or 'no message')[:200]}): the verdict needs a probe that ran"
     pod = probe.get("pod")
     if not isinstance(pod, dict) or not all(isinstance(pod.get(key), str) for key in ("namespace", "name")):

@@ -25,19 +25,30 @@ description:
   - A container without a shell (distroless) is probed from an ephemeral debug container when O(debug_container=true);
     otherwise the result says why it was not probed and what to allow.
   - With O(node_probe=true), the same checks run from the pod's node in a short-lived hostNetwork pod, deleted afterwards.
+  - With O(pods), several pods are probed in one run, up to 8 at a time, and RV(results) holds each pod's result; a pod
+    that cannot be probed gets C(failed=true) and C(msg) in its entry without failing the others.
 options:
   namespace:
-    description: Namespace of the pod.
+    description: Namespace of the pod. C(default) when omitted. Not with O(pods), whose entries name their namespace.
     type: str
-    default: default
   pod:
-    description: Name of the pod to probe from.
+    description: Name of the pod to probe from. One of O(pod) and O(pods) is required.
     type: str
-    required: true
   container:
     description:
       - Container to exec into. Defaults to the pod's C(kubectl.kubernetes.io/default-container) annotation, else its first container.
+      - Not with O(pods), whose entries may name their container.
     type: str
+  pods:
+    description:
+      - The pods to probe, concurrently (at most 8 at a time), instead of O(namespace)/O(pod)/O(container). Each entry is a
+        mapping C({namespace, name, container}) (C(container) optional, other keys ignored), as
+        M(kubediag.egress.egress_pods_info) returns them in its C(pods).
+      - The module then returns RV(results), one entry per pod in this order, each what the single-pod form returns. A pod that
+        cannot be probed (not found, forbidden, timed out) gets C(failed=true) and C(msg) in its entry (and C(probed=false) with
+        the same reason) while the others are probed; the module fails only when every pod failed.
+    type: list
+    elements: dict
   targets:
     description:
       - The endpoints to probe, as URLs (C(https://api.example.com/health), C(http://host:8080/), C(tcp://db.example.com:5432),
@@ -116,7 +127,7 @@ options:
     default: false
   node_probe_namespace:
     description:
-      - Namespace of the node debug pod. Defaults to O(namespace). Set it to a namespace that admits hostNetwork pods
+      - Namespace of the node debug pod. Defaults to the pod's namespace. Set it to a namespace that admits hostNetwork pods
         (C(pod-security.kubernetes.io/enforce=privileged)) when the pod's namespace does not.
     type: str
 notes:
@@ -143,6 +154,21 @@ EXAMPLES = r"""
 - name: List what failed
   ansible.builtin.debug:
     msg: "{{ probe.checks | selectattr('status', 'eq', 'fail') | map(attribute='summary') | list }}"
+
+- name: Select the pods of a workload, then probe them all in one run
+  kubediag.egress.egress_pods_info:
+    pod: shop/deployment/checkout
+  register: selected
+
+- name: Probe every selected pod concurrently
+  kubediag.egress.pod_probe:
+    pods: "{{ selected.pods }}"
+    targets: [https://api.payments.example.com/health]
+  register: probes
+
+- name: Show the pods that could not be probed, and why
+  ansible.builtin.debug:
+    msg: "{{ probes.results | selectattr('failed', 'defined') | map(attribute='msg') | list }}"
 
 - name: Air-gapped cluster, distroless pod, compare with the node
   kubediag.egress.pod_probe:
@@ -248,6 +274,19 @@ summary:
   returned: always
   type: dict
   sample: {ok: 20, fail: 3, error: 0, skipped: 2}
+results:
+  description:
+    - With O(pods), one entry per pod in the order given, each with the keys the single-pod form returns (RV(pod),
+      RV(probed), RV(checks), RV(targets), RV(node), RV(notes)...). A pod that could not be probed has C(failed=true), C(msg)
+      (what happened, what to do), C(probed=false) and C(not_probed_reason) (the same sentence), and no checks.
+    - Without O(pods), not returned; the single pod's keys are at the top level.
+  returned: when pods is given
+  type: list
+  elements: dict
+  sample:
+    - {pod: {namespace: shop, name: web-0, container: web, node: node-1, ip: 10.244.0.3}, probed: true, changed: false, checks: []}
+    - {pod: {namespace: shop, name: web-1, container: null}, failed: true, probed: false, changed: false,
+       msg: "pod shop/web-1 not found: check the pod name and namespace (kubectl get pods -n shop).", checks: []}
 node:
   description:
     - The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null when no node
@@ -286,16 +325,19 @@ from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube impor
 from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import (  # noqa: E402
     DEFAULT_DEBUG_IMAGE,
     DEFAULT_EXTERNAL_RESOLVER,
+    AllPodsFailed,
     build_options,
     probe_pod,
+    probe_pods,
 )
 from ansible_collections.kubediag.egress.plugins.module_utils.probe_script import DEFAULT_MTU_SIZES  # noqa: E402
 from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets, url_credentials  # noqa: E402
 
 ARGUMENT_SPEC = {
-    "namespace": {"type": "str", "default": "default"},
-    "pod": {"type": "str", "required": True},
+    "namespace": {"type": "str"},
+    "pod": {"type": "str"},
     "container": {"type": "str"},
+    "pods": {"type": "list", "elements": "dict"},
     "targets": {"type": "list", "elements": "raw", "required": True},
     "timeout": {"type": "int", "default": 5},
     "cluster_dns_ip": {"type": "str"},
@@ -313,8 +355,16 @@ ARGUMENT_SPEC = {
 }
 
 
+def _warn_not_probed(module, result, prefix=""):
+    if not result["probed"]:
+        module.module.warn(prefix + result["not_probed_reason"])
+    if result["node"] is not None and not result["node"]["probed"]:
+        module.module.warn(f"{prefix}node not probed: {result['node']['not_probed_reason']}")
+
+
 def main():
-    module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, required_one_of=[("pod", "pods")],
+                        mutually_exclusive=[("pods", "pod"), ("pods", "namespace"), ("pods", "container")])
     params = module.params
     # Refused below, but the invocation Ansible echoes must not carry them either.
     for url in (params["test_proxy"], params["echo_url"], *params["targets"]):
@@ -326,15 +376,21 @@ def main():
                                 external_resolver=params["external_resolver"], known_good_ip=params["known_good_ip"],
                                 echo_url=params["echo_url"], test_proxy=params["test_proxy"], mtu_sizes=params["mtu_sizes"],
                                 cluster_domain=params["cluster_domain"])
-        result = probe_pod(module.client, params["namespace"], params["pod"], params["targets"], container=params["container"],
-                           options=options, debug_container=params["debug_container"], debug_image=params["debug_image"],
-                           node_probe=params["node_probe"], check_mode=module.check_mode,
-                           debug_share_processes=params["debug_share_processes"], node_probe_namespace=params["node_probe_namespace"])
-        if not result["probed"]:
-            module.module.warn(result["not_probed_reason"])
-        if result["node"] is not None and not result["node"]["probed"]:
-            module.module.warn(f"node not probed: {result['node']['not_probed_reason']}")
+        common = {"options": options, "debug_container": params["debug_container"], "debug_image": params["debug_image"],
+                  "node_probe": params["node_probe"], "check_mode": module.check_mode,
+                  "debug_share_processes": params["debug_share_processes"], "node_probe_namespace": params["node_probe_namespace"]}
+        if params["pods"] is not None:
+            result = probe_pods(module.client, params["pods"], params["targets"], **common)
+            for entry in result["results"]:
+                if not entry.get("failed"):
+                    _warn_not_probed(module, entry, f"{entry['pod']['namespace']}/{entry['pod']['name']}: ")
+            module.exit_json(**result)
+        result = probe_pod(module.client, params["namespace"] or "default", params["pod"], params["targets"],
+                           container=params["container"], **common)
+        _warn_not_probed(module, result)
         module.exit_json(**result)
+    except AllPodsFailed as exc:
+        module.fail_from_exception(exc, changed=False, results=exc.results)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from_exception(exc, changed=False)

@@ -49,6 +49,15 @@ def test_mesh_pairs_cover_every_pod_and_target_and_skipped_results_are_ignored()
     assert plan["cluster_network_destination"] is None
 
 
+def test_a_pod_pod_probe_could_not_reach_needs_the_reads_but_gets_no_netpol_or_mesh_read():
+    gone = {"failed": True, "msg": "pod shop/gone not found", "probed": False, "pod": {"namespace": "shop", "name": "gone"},
+            "targets": [dict(API, status="skipped")], "checks": []}
+    plan = plan_cluster_reads([gone, probe("web", [API], [dns("api.example.test", ["203.0.113.10"])])])
+    assert plan["needed"] is True
+    assert [n["pod"] for n in plan["netpol"]] == ["web"] and [m["pod"] for m in plan["mesh"]] == ["web"]
+    assert plan["cluster_network_destination"] == "203.0.113.10"
+
+
 @pytest.mark.parametrize("probes, message", [("x", "must be the list"), (["oops"], r"pod_probes\[0\] is a str"),
                                              ([{"pod": "web", "targets": [], "checks": []}], r"pod_probes\[0\] lacks")])
 def test_malformed_probe_results_get_a_clear_message(probes, message):

@@ -334,3 +334,110 @@ def test_a_valid_long_pod_name_is_accepted():
     api.pods[name] = {"metadata": {"name": name, "namespace": "shop"}, "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Pending"}}
     with pytest.raises(KubeError, match="is Pending, not Running"):
         pod_probe.probe_pod(api, "shop", name, ["https://api.example.test/"], options=OPTIONS)
+
+
+# --- several pods in one run (probe_pods) -----------------------------------------------------------------------------
+
+class FakeCluster:
+    """Running pods of namespace shop whose every exec takes `delay` seconds; `missing` pods do not exist, `no_exec` pods
+    refuse the exec as RBAC does, and each exec in a `flaky` pod is counted as rerun once. `execs` records the most execs
+    open at once (a mapping, so that the copies probe_pods makes of the client record into it too)."""
+
+    def __init__(self, delay=0.0, missing=(), no_exec=(), flaky=()):
+        self.delay, self.missing, self.no_exec, self.flaky = delay, set(missing), set(no_exec), set(flaky)
+        self.exec_reruns, self.execs, self.lock = 0, {"open": 0, "peak": 0}, threading.Lock()
+        self.run = scripted_pod("tool curl /usr/bin/curl curl\ntimeout gnu\n", lambda record: "curl: (7) Failed to connect")
+
+    def request(self, method, path, what="", query=None, **kwargs):
+        parts = path.split("/")
+        if parts[-2] == "services":
+            return {"spec": {"clusterIP": "10.96.0.10"}}
+        namespace, name = parts[-3], parts[-1]
+        if name in self.missing:
+            raise KubeError(f'{what} not found (pods "{name}" not found).', status=404)
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"containers": [{"name": "app"}], "nodeName": "node-1"},
+                "status": {"phase": "Running", "podIP": "10.244.0.7"}}
+
+    def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
+        with self.lock:
+            self.execs["open"] += 1
+            self.execs["peak"] = max(self.execs["peak"], self.execs["open"])
+        try:
+            time.sleep(self.delay)
+            if pod in self.no_exec:
+                raise KubeError(f'forbidden: pods "{pod}" is forbidden: User "viewer" cannot create resource "pods/exec" (exec in pod '
+                                f'{namespace}/{pod}). Grant this user the RBAC permission named above, or use a context that has it.',
+                                status=403)
+            if pod in self.flaky:
+                self.exec_reruns += 1
+            return self.run(argv, timeout)
+        finally:
+            with self.lock:
+                self.execs["open"] -= 1
+
+
+def shop(*names):
+    return [{"namespace": "shop", "name": name, "ref": f"shop/{name}", "containers": ["app"]} for name in names]
+
+
+def test_pods_are_probed_concurrently_and_reported_in_the_given_order():
+    names = ["web-3", "web-0", "api-1", "web-2", "api-0", "web-1"]
+    cluster = FakeCluster(delay=0.3)
+    started = time.monotonic()
+    result = pod_probe.probe_pods(cluster, shop(*names), ["https://api.example.test/"], options=OPTIONS)
+    elapsed = time.monotonic() - started
+    # Two execs of 0.3 s per pod: 3.6 s one pod after another, about 0.6 s when all run at once.
+    assert elapsed < 1.5, elapsed
+    assert cluster.execs["peak"] >= len(names)
+    assert [entry["pod"]["name"] for entry in result["results"]] == names
+    assert all(entry["probed"] and entry["checks"] and not entry.get("failed") for entry in result["results"])
+    assert result["changed"] is False
+
+
+def test_at_most_eight_pods_are_probed_at_once():
+    cluster = FakeCluster(delay=0.1)
+    pod_probe.probe_pods(cluster, shop(*(f"web-{i}" for i in range(12))), ["https://api.example.test/"], options=OPTIONS)
+    assert cluster.execs["peak"] == 8
+
+
+def test_a_pod_that_fails_does_not_fail_the_others():
+    cluster = FakeCluster(missing={"gone"}, no_exec={"locked"})
+    result = pod_probe.probe_pods(cluster, shop("web", "gone", "locked"), ["https://api.example.test/"], options=OPTIONS)
+    web, gone, locked = result["results"]
+    assert web["probed"] is True and "failed" not in web and web["summary"]["fail"] > 0
+    assert gone["failed"] is True and gone["probed"] is False
+    assert gone["msg"].startswith("pod shop/gone not found: check the pod name and namespace") and gone["not_probed_reason"] == gone["msg"]
+    assert gone["pod"] == {"namespace": "shop", "name": "gone", "container": None}
+    assert [t["url"] for t in gone["targets"]] == ["https://api.example.test/"] and gone["checks"] == []
+    assert locked["failed"] is True and 'cannot create resource "pods/exec"' in locked["msg"] and "RBAC permission" in locked["msg"]
+    assert result["changed"] is False
+
+
+def test_every_pod_failing_fails_with_each_reason():
+    cluster = FakeCluster(missing={"gone"}, no_exec={"locked"})
+    with pytest.raises(pod_probe.AllPodsFailed) as raised:
+        pod_probe.probe_pods(cluster, shop("gone", "locked"), ["https://api.example.test/"], options=OPTIONS)
+    message = str(raised.value)
+    assert message.startswith("every pod failed to be probed (2 of 2): pod shop/gone not found")
+    assert 'cannot create resource "pods/exec"' in message
+    assert [entry["pod"]["name"] for entry in raised.value.results] == ["gone", "locked"]
+
+
+def test_each_pod_counts_only_its_own_exec_reruns():
+    cluster = FakeCluster(flaky={"flaky"})
+    result = pod_probe.probe_pods(cluster, shop("steady", "flaky"), ["https://api.example.test/"], options=OPTIONS)
+    assert [entry["exec_reruns"] for entry in result["results"]] == [0, 2]
+
+
+@pytest.mark.parametrize(("pods", "message"), [
+    ([], "pods must be a non-empty list"), ("shop/web", "pods must be a non-empty list"),
+    (["shop/web"], "pods[0] is 'shop/web', not a {namespace, name, container?} mapping"),
+    ([{"namespace": "shop", "name": "web"}, {"name": "api"}], "pods[1].namespace None is not a valid name"),
+    ([{"namespace": "shop", "name": "a/b"}], "pods[0].name 'a/b' is not a valid name"),
+    ([{"namespace": "shop", "name": "web", "container": "a.b"}], "pods[0].container 'a.b' is not a valid name"),
+])
+def test_bad_pods_are_refused_before_any_request(pods, message):
+    api = RecordingApi()
+    with pytest.raises((ValueError, KubeError), match=re.escape(message)):
+        pod_probe.probe_pods(api, pods, ["https://api.example.test/"], options=OPTIONS)
+    assert api.requests == []

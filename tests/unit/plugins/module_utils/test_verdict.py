@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.kubediag.egress.plugins.module_utils import pod_probe
 from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress
+from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, LAYERS, VerdictError, evaluate_cluster, evaluate_pod
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict_input import verdict_input_problem
 
 CASES = Path(__file__).parent / "verdict_cases"
 RECORDINGS = {path.stem: json.loads(path.read_text()) for path in sorted(CASES.glob("*.json"))}
@@ -125,6 +128,19 @@ def test_a_pod_that_was_not_probed_is_unknown_not_healthy():
     assert verdict["healthy"] is False and verdict["root_causes"] == []
     assert all(t["status"] == "unknown" for t in verdict["targets"])
     assert any("debug_container" in line for line in verdict["not_checked"])
+
+
+def test_a_pod_pod_probe_could_not_reach_gets_a_verdict_saying_why_and_the_others_stand():
+    facts = copy.deepcopy(RECORDINGS["healthy"]["facts"])
+    healthy = facts["pod_probes"][0]
+    message = "pod shop/gone not found: check the pod name and namespace (kubectl get pods -n shop)."
+    gone = pod_probe.failed_pod_result("shop", "gone", None, parse_targets([t["url"] for t in healthy["targets"]]), message)
+    facts["pod_probes"] = [gone, healthy]
+    assert verdict_input_problem(facts) is None
+    failed, fine = evaluate_cluster(facts)
+    assert failed["pod"] == "shop/gone" and failed["healthy"] is False and failed["root_causes"] == []
+    assert message in failed["not_checked"] and all(t["status"] == "unknown" for t in failed["targets"])
+    assert fine["pod"] == f"{healthy['pod']['namespace']}/{healthy['pod']['name']}" and fine["root_causes"] == ["healthy"]
 
 
 @pytest.mark.parametrize(("facts", "message"), [

@@ -44,7 +44,8 @@ def _drop(mapping, key):
     (lambda f, p: _drop(p, "targets"), r"pod_probes\[0\]\.targets is a null, not a list"),
     (lambda f, p: p.update(checks={"id": "x"}), r"pod_probes\[0\]\.checks is a mapping, not a list"),
     (lambda f, p: p["node"]["checks"][0].update(status=None), r"pod_probes\[0\]\.node\.checks\[0\] \(.+\): status None"),
-    (lambda f, p: p.update(failed=True, msg="pod shop/web not found"), r"pod_probes\[0\] is a failed pod_probe result \(pod shop/web not found\)"),
+    (lambda f, p: f.update(pod_probes=[{"failed": True, "msg": "pod shop/web not found"}]),
+     r"pod_probes\[0\] is a failed pod_probe result \(pod shop/web not found\)"),
     (lambda f, p: f.update(coredns="forbidden"), r"coredns is a string \('forbidden'\), not the registered result of kubediag\.egress\.coredns_info"),
     (lambda f, p: f.update(cluster_network=["x"]), r"cluster_network is a list, not the registered result"),
     (lambda f, p: f.update(pod_probes={"a": 1}), r"pod_probes is a mapping, not a list"),
@@ -57,7 +58,7 @@ def test_a_malformed_part_is_named(change, message):
 
 def test_every_message_says_what_to_pass():
     problem = verdict_input_problem(_broken(lambda f, p: _drop(p["targets"][0], "port")))
-    assert problem.endswith("pass the registered kubediag.egress.pod_probe results (.results of the loop) unchanged")
+    assert problem.endswith("pass the registered kubediag.egress.pod_probe results (its .results) unchanged")
 
 
 def test_a_skipped_item_is_not_checked():
