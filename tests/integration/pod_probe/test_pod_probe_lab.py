@@ -151,3 +151,20 @@ def test_module_check_mode_node_probe_and_errors(labs, run_module):
     assert missing["failed"] and missing["msg"] == "pod shop/nope not found: check the pod name and namespace (kubectl get pods -n shop)."
     container = run_module({**base, "pod": "web", "container": "sidecar"})
     assert container["failed"] and "no container named 'sidecar' (containers: web)" in container["msg"]
+
+
+def test_module_probes_several_pods_in_one_run(labs, run_module):
+    lab = labs.get("healthy")
+    base = {"kubeconfig": os.path.join(lab, "kubeconfig"), "context": "lab", "external_resolver": PUBLIC_RESOLVER,
+            "targets": ["https://api.example.test/health"], "timeout": 2}
+    pods = [{"namespace": "shop", "name": name, "ref": f"shop/{name}"} for name in ("web", "nope", "tiny")]
+    result = run_module({**base, "pods": pods})
+    assert not result["failed"] and result["changed"] is False
+    web, nope, tiny = result["results"]
+    assert [web["pod"]["name"], tiny["pod"]["name"]] == ["web", "tiny"] and web["probed"] and tiny["probed"]
+    assert web["summary"]["fail"] == 0 and tiny["runner"]["mode"] == "exec"
+    assert nope["failed"] and nope["msg"] == "pod shop/nope not found: check the pod name and namespace (kubectl get pods -n shop)."
+    none = run_module({**base, "pods": pods[1:2]})
+    assert none["failed"] and none["msg"].startswith("every pod failed to be probed (1 of 1): pod shop/nope not found")
+    both = run_module({**base, "pods": pods[:1], "pod": "web"})
+    assert both["failed"] and "mutually exclusive: pods|pod" in both["msg"]
