@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import re
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
@@ -430,10 +431,10 @@ def delete_pod_quietly(client, namespace: str, name: str) -> None:
 
 def probe_pod(client, namespace: str, pod_name: str, targets_option, container=None, options=None, debug_container=False,
               debug_image=DEFAULT_DEBUG_IMAGE, node_probe=False, check_mode=False, debug_share_processes=False,
-              node_probe_namespace=None) -> dict:
+              node_probe_namespace=None, node_probes=None) -> dict:
     """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked
-    (its debug pod in node_probe_namespace, by default the pod's). `changed` is true when an ephemeral container was added
-    (Kubernetes cannot remove it)."""
+    (its debug pod in node_probe_namespace, by default the pod's; shared with the other pods of a probe_pods run through
+    `node_probes`). `changed` is true when an ephemeral container was added (Kubernetes cannot remove it)."""
     targets = parse_targets(targets_option)
     validate_name(namespace, "namespace", "label")
     validate_name(pod_name, "pod", "subdomain")
@@ -454,7 +455,8 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
     with ThreadPoolExecutor(max_workers=1) as pool:
         node_future = None
         if node_probe and node and not check_mode:
-            node_future = pool.submit(probe_node, client, node, node_probe_namespace or namespace, debug_image, targets, options, run_id)
+            node_args = (client, node, node_probe_namespace or namespace, debug_image, targets, options, run_id)
+            node_future = node_probes.submit(pool, *node_args) if node_probes is not None else pool.submit(probe_node, *node_args)
         elif node_probe:
             notes.append("node probe skipped: " + ("check mode creates no debug pod" if check_mode else "the pod is not scheduled on a node"))
         result = _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes, run_id,
@@ -529,6 +531,21 @@ def failed_pod_result(namespace: str, name: str, container, targets: list, messa
             "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}, "node": None, "notes": []}
 
 
+class NodeProbes:
+    """The node probes of one probe_pods run, one per (node, namespace): the pods of a workload often share nodes, and a
+    node's facts do not depend on which of its pods asked, so they share one debug pod instead of starting one each
+    (ten at once on one node queue behind the client's rate limit while they wait for their pods to start)."""
+
+    def __init__(self):
+        self.futures, self.lock = {}, threading.Lock()
+
+    def submit(self, pool, client, node, namespace, *rest):
+        with self.lock:
+            if (node, namespace) not in self.futures:
+                self.futures[(node, namespace)] = pool.submit(probe_node, client, node, namespace, *rest)
+            return self.futures[(node, namespace)]
+
+
 def probe_pods(client, pods, targets_option, options=None, **probe_pod_options) -> dict:
     """probe_pod for every entry of pods, MAX_CONCURRENT_PODS at a time: {results: [one probe_pod result per pod, in the
     order given], changed}. A pod whose probe fails (not found, forbidden, timed out) gets a failed_pod_result and the
@@ -536,6 +553,7 @@ def probe_pods(client, pods, targets_option, options=None, **probe_pod_options) 
     refs = pod_refs(pods)
     targets = parse_targets(targets_option)
     options = options or build_options()
+    node_probes = NodeProbes()
 
     def one(ref):
         namespace, name, container = ref
@@ -545,7 +563,7 @@ def probe_pods(client, pods, targets_option, options=None, **probe_pod_options) 
         try:
             # Each pod fills in the cluster DNS IP of its own options (probe_pod sets it when it was not given).
             return probe_pod(pod_client, namespace, name, targets_option, container=container, options=dataclasses.replace(options),
-                             **probe_pod_options)
+                             node_probes=node_probes, **probe_pod_options)
         except KubeError as error:
             return failed_pod_result(namespace, name, container, targets, str(error))
 

@@ -44,6 +44,7 @@ options:
       - The pods to probe, concurrently (at most 8 at a time), instead of O(namespace)/O(pod)/O(container). Each entry is a
         mapping C({namespace, name, container}) (C(container) optional, other keys ignored), as
         M(kubediag.egress.egress_pods_info) returns them in its C(pods).
+      - With O(node_probe=true), pods on the same node share one node probe (one debug pod per node).
       - The module then returns RV(results), one entry per pod in this order, each what the single-pod form returns. A pod that
         cannot be probed (not found, forbidden, timed out) gets C(failed=true) and C(msg) in its entry (and C(probed=false) with
         the same reason) while the others are probed; the module fails only when every pod failed.

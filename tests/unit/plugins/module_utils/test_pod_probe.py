@@ -343,8 +343,8 @@ class FakeCluster:
     refuse the exec as RBAC does, and each exec in a `flaky` pod is counted as rerun once. `execs` records the most execs
     open at once (a mapping, so that the copies probe_pods makes of the client record into it too)."""
 
-    def __init__(self, delay=0.0, missing=(), no_exec=(), flaky=()):
-        self.delay, self.missing, self.no_exec, self.flaky = delay, set(missing), set(no_exec), set(flaky)
+    def __init__(self, delay=0.0, missing=(), no_exec=(), flaky=(), nodes=None):
+        self.delay, self.missing, self.no_exec, self.flaky, self.nodes = delay, set(missing), set(no_exec), set(flaky), nodes or {}
         self.exec_reruns, self.execs, self.lock = 0, {"open": 0, "peak": 0}, threading.Lock()
         self.run = scripted_pod("tool curl /usr/bin/curl curl\ntimeout gnu\n", lambda record: "curl: (7) Failed to connect")
 
@@ -355,7 +355,8 @@ class FakeCluster:
         namespace, name = parts[-3], parts[-1]
         if name in self.missing:
             raise KubeError(f'{what} not found (pods "{name}" not found).', status=404)
-        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"containers": [{"name": "app"}], "nodeName": "node-1"},
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"containers": [{"name": "app"}],
+                                                                             "nodeName": self.nodes.get(name, "node-1")},
                 "status": {"phase": "Running", "podIP": "10.244.0.7"}}
 
     def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
@@ -441,3 +442,19 @@ def test_bad_pods_are_refused_before_any_request(pods, message):
     with pytest.raises((ValueError, KubeError), match=re.escape(message)):
         pod_probe.probe_pods(api, pods, ["https://api.example.test/"], options=OPTIONS)
     assert api.requests == []
+
+
+def test_pods_on_the_same_node_share_one_node_probe(monkeypatch):
+    started = []
+
+    def probe_node(client, node, namespace, image, targets, options, run_id):
+        started.append((node, namespace))
+        time.sleep(0.2)   # still running when the other pods of the node ask for it
+        return {"probed": True, "runner": {"mode": "node_debug_pod", "node": node}, "checks": [], "targets": [], "summary": {}}
+
+    monkeypatch.setattr(pod_probe, "probe_node", probe_node)
+    cluster = FakeCluster(nodes={"a": "node-1", "b": "node-1", "c": "node-2", "d": "node-1"})
+    pods = [*shop("a", "b", "c"), {"namespace": "billing", "name": "d"}]
+    result = pod_probe.probe_pods(cluster, pods, ["https://api.example.test/"], options=OPTIONS, node_probe=True)
+    assert sorted(started) == [("node-1", "billing"), ("node-1", "shop"), ("node-2", "shop")]
+    assert [entry["node"]["runner"]["node"] for entry in result["results"]] == ["node-1", "node-1", "node-2", "node-1"]
