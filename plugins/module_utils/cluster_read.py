@@ -27,6 +27,8 @@ from ansible_collections.kubediag.egress.plugins.module_utils.corefile import (
     parse_upstream,
 )
 from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path
+from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress
+from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
 
 # kind -> (API versions to try in order, plural, namespaced)
 KINDS = {
@@ -507,6 +509,31 @@ def offline_policy_objects(paths, namespace):
     return objects, notes
 
 
+def netpol_egress(reader, namespace, pod, destinations, params, manifests=None, check_dns=True):
+    """netpol_egress_info's answer for pod namespace/pod: from the cluster through reader, or from manifest files (reader
+    None). destinations are parse_destinations()'s; params give the context for a not-found message."""
+    source = f"{namespace}/{pod}"
+    if manifests:
+        objects, notes = offline_policy_objects(manifests, namespace)
+        dns_service, not_checked, mode = None, [], "manifests"
+    else:
+        objects, dns_service = read_policy_objects(reader, namespace)
+        notes, not_checked, mode = [], reader.not_checked, "cluster"
+    pod_ips = pod_addresses(objects)
+    if source not in pod_ips:
+        if mode == "cluster":
+            raise pod_not_found(namespace, pod, params)
+        raise ValueError(f"pod {source} is in none of the manifests (no Pod and no workload named {pod} in namespace "
+                         f"{namespace}): check the name, the namespace and the manifests paths")
+    policy_set = PolicySet(objects)
+    answers = egress_answers(policy_set, source, destinations, pod_ips)
+    dns = dns_answer(policy_set, source, dns_service) if check_dns else {
+        "checked": False, "allowed": None, "udp_allowed": None, "tcp_allowed": None, "targets": [], "checks": [], "reasons": ["check_dns is false"]}
+    return {"source": source, "mode": mode, "allowed": overall_allowed(answers, dns), "destinations": answers, "dns": dns,
+            "policies_selecting": policy_set.policies_selecting(source), "notes": notes,
+            "not_checked": not_checked + policy_set.not_checked}
+
+
 def pod_addresses(objects):
     """{"namespace/name": podIP or None} of every Pod among objects."""
     ips = {}
@@ -715,9 +742,6 @@ def snat_answer(facts, destination, resolver=socket.getaddrinfo):
 
 # ---------------------------------------------------------------- mesh_egress_info
 
-ISTIO_GROUP = "networking.istio.io"
-
-
 def read_mesh(reader, namespace, pod_name, params):
     """The pod, its namespace and every Istio object mesh_egress() looks at. Returns (pod, objects, istio_installed)."""
     pod = reader.get("Pod", pod_name, namespace)
@@ -734,3 +758,12 @@ def read_mesh(reader, namespace, pod_name, params):
     objects["service_entries"] = reader.list("ServiceEntry")
     objects["gateways"] = reader.list("Deployment", label_selector="istio=egressgateway") + reader.list("Service", label_selector="istio=egressgateway")
     return pod, objects, True
+
+
+def mesh_egress_answer(reader, namespace, pod_name, destination, port, destination_ips, params):
+    """mesh_egress_info's answer: what Istio does to the pod's egress to destination:port, and whether Istio is installed."""
+    pod, objects, installed = read_mesh(reader, namespace, pod_name, params)
+    result = mesh_egress(pod, destination, port, objects, destination_ips)
+    if not installed:
+        result["reasons"].append("the Istio networking CRDs are not installed: Istio does not filter this pod's egress")
+    return dict(result, istio_installed=installed, not_checked=reader.not_checked)

@@ -136,8 +136,7 @@ not_checked:
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, classify_ip, read_mesh  # noqa: E402
-from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, classify_ip, mesh_egress_answer  # noqa: E402
 
 ARGUMENT_SPEC = {
     "namespace": {"type": "str", "required": True},
@@ -153,12 +152,9 @@ def main():
     params = module.params
     try:
         destination_ips = [classify_ip(ip, "destination_ips") for ip in params["destination_ips"]]
-        reader = ClusterReader(module.client)
-        pod, objects, installed = read_mesh(reader, params["namespace"], params["pod"], params)
-        result = mesh_egress(pod, params["destination"], params["port"], objects, destination_ips)
-        if not installed:
-            result["reasons"].append("the Istio networking CRDs are not installed: Istio does not filter this pod's egress")
-        module.exit_json(changed=False, istio_installed=installed, not_checked=reader.not_checked, **result)
+        result = mesh_egress_answer(ClusterReader(module.client), params["namespace"], params["pod"], params["destination"],
+                                    params["port"], destination_ips, params)
+        module.exit_json(changed=False, **result)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from_exception(exc, changed=False)

@@ -219,18 +219,7 @@ not_checked:
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import (  # noqa: E402
-    ClusterReader,
-    dns_answer,
-    egress_answers,
-    offline_policy_objects,
-    overall_allowed,
-    parse_destinations,
-    pod_addresses,
-    pod_not_found,
-    read_policy_objects,
-)
-from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, netpol_egress, parse_destinations  # noqa: E402
 
 ARGUMENT_SPEC = {
     "namespace": {"type": "str", "required": True},
@@ -246,29 +235,10 @@ ARGUMENT_SPEC = {
 def main():
     module = KubeModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
-    source = f"{params['namespace']}/{params['pod']}"
     try:
         destinations = parse_destinations(params["destinations"], params["port"], params["protocol"]) if params["destinations"] else []
-        if params["manifests"]:
-            objects, notes = offline_policy_objects(params["manifests"], params["namespace"])
-            dns_service, not_checked, mode = None, [], "manifests"
-        else:
-            reader = ClusterReader(module.client)
-            objects, dns_service = read_policy_objects(reader, params["namespace"])
-            notes, not_checked, mode = [], reader.not_checked, "cluster"
-        pod_ips = pod_addresses(objects)
-        if source not in pod_ips:
-            if mode == "cluster":
-                raise pod_not_found(params["namespace"], params["pod"], params)
-            raise ValueError(f"pod {source} is in none of the manifests (no Pod and no workload named {params['pod']} in namespace "
-                             f"{params['namespace']}): check the name, the namespace and the manifests paths")
-        policy_set = PolicySet(objects)
-        not_checked = not_checked + policy_set.not_checked
-        answers = egress_answers(policy_set, source, destinations, pod_ips)
-        dns = dns_answer(policy_set, source, dns_service) if params["check_dns"] else {
-            "checked": False, "allowed": None, "udp_allowed": None, "tcp_allowed": None, "targets": [], "checks": [], "reasons": ["check_dns is false"]}
-        result = {"source": source, "mode": mode, "allowed": overall_allowed(answers, dns), "destinations": answers, "dns": dns,
-                  "policies_selecting": policy_set.policies_selecting(source), "notes": notes, "not_checked": not_checked}
+        reader = None if params["manifests"] else ClusterReader(module.client)
+        result = netpol_egress(reader, params["namespace"], params["pod"], destinations, params, params["manifests"], params["check_dns"])
         module.exit_json(changed=False, **result)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught

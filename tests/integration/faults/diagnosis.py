@@ -12,21 +12,15 @@ from apiserver_testlib import raw_request  # conftest.py puts tests/integration/
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import (
     ClusterReader,
-    dns_answer,
-    egress_answers,
-    overall_allowed,
+    mesh_egress_answer,
+    netpol_egress,
     parse_destinations,
-    pod_addresses,
     read_cluster_network,
     read_coredns,
-    read_mesh,
-    read_policy_objects,
     snat_answer,
 )
 from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import plan_cluster_reads
 from ansible_collections.kubediag.egress.plugins.module_utils.kube import connect
-from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress
-from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
 from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import build_options, probe_pod
 from ansible_collections.kubediag.egress.plugins.module_utils.pod_select import select_pods
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict import evaluate_cluster
@@ -100,21 +94,12 @@ class Diagnosis:
         return dict(result, not_checked=reader.not_checked)
 
     def netpol(self, item):
-        reader = ClusterReader(self.client())
-        source = f"{item['namespace']}/{item['pod']}"
-        objects, dns_service = read_policy_objects(reader, item["namespace"])
-        policy_set = PolicySet(objects)
         destinations = parse_destinations(item["destinations"]) if item["destinations"] else []
-        answers = egress_answers(policy_set, source, destinations, pod_addresses(objects))
-        dns = dns_answer(policy_set, source, dns_service)
-        return {"source": source, "mode": "cluster", "allowed": overall_allowed(answers, dns), "destinations": answers, "dns": dns,
-                "policies_selecting": policy_set.policies_selecting(source), "notes": [], "not_checked": reader.not_checked}
+        return netpol_egress(ClusterReader(self.client()), item["namespace"], item["pod"], destinations, {"context": self.context})
 
     def mesh(self, item):
-        reader = ClusterReader(self.client())
-        pod, objects, installed = read_mesh(reader, item["namespace"], item["pod"], {"context": self.context})
-        result = mesh_egress(pod, item["host"], item["port"], objects, [])
-        return dict(result, istio_installed=installed, not_checked=reader.not_checked)
+        return mesh_egress_answer(ClusterReader(self.client()), item["namespace"], item["pod"], item["host"], item["port"], [],
+                                  {"context": self.context})
 
 
 def verdict_ids(verdicts):
