@@ -168,8 +168,8 @@ def _acl_entry_matches_peer(entry, address):
 
 def acl_decision(acl, egress, protocol, peer, ports):
     """Which of `ports` (an inclusive (low, high) range of the remote port for egress, the local port for ingress, or
-    None for ICMP) the NACL lets through in one direction. Returns (allowed_ranges, denied) where denied lists
-    (low, high, rule_number) for the ports a rule (or the implicit deny) drops."""
+    None for ICMP) the NACL lets through in one direction. Returns (allowed, denied), each a list of ((low, high), rule_number):
+    the ports the rule allows, or drops (IMPLICIT_DENY_RULE for the implicit deny)."""
     entries = sorted((entry for entry in acl.get("Entries") or () if bool(entry.get("Egress")) == egress),
                      key=lambda entry: entry.get("RuleNumber", IMPLICIT_DENY_RULE))
     pending = [ports] if ports is not None else [None]
@@ -198,11 +198,7 @@ def acl_decision(acl, egress, protocol, peer, ports):
                 if inner[1] < span_high:
                     rest.append((inner[1] + 1, span_high))
             pending = rest
-        for span in matched:
-            if action == "allow":
-                allowed.append(span)
-            else:
-                denied.append((span, entry.get("RuleNumber")))
+        (allowed if action == "allow" else denied).extend((span, entry.get("RuleNumber")) for span in matched)
     denied.extend((span, IMPLICIT_DENY_RULE) for span in pending)
     return allowed, denied
 
@@ -229,12 +225,10 @@ def nacl_hops(acl, direction_name, source_subnet, flow, out_peer, return_ports):
         allowed, denied = acl_decision(acl, egress, protocol, out_peer, ports)
         name = PROTOCOL_NAMES[protocol]
         if not denied:
-            rules = sorted({_first_allow_rule(acl, egress, protocol, out_peer, span) for span in allowed} - {None})
-            hops.append(_hop(hop_name, "allow", acl_id, rule=f"{acl_id} {what} rule {', '.join(map(str, rules))} allow"))
+            hops.append(_hop(hop_name, "allow", acl_id, rule=f"{acl_id} {what} rule {_rules_text(allowed)} allow"))
             continue
-        rule_numbers = sorted({rule for _span, rule in denied})
-        rules_text = ", ".join("*" if rule == IMPLICIT_DENY_RULE else str(rule) for rule in rule_numbers)
-        spans = "".join(_ports_text(span) for span, _rule in denied[:1])
+        rule_numbers, rules_text = _deciding_rules(denied), _rules_text(denied)
+        spans = _ports_text(denied[0][0])
         peer_text = f"{'to' if egress else 'from'} {ipaddress.ip_network(out_peer)}"
         detail = f"{acl_id} {what} rule {rules_text} denies {name}{spans} {peer_text}"
         if allowed:
@@ -247,18 +241,14 @@ def nacl_hops(acl, direction_name, source_subnet, flow, out_peer, return_ports):
     return hops
 
 
-def _first_allow_rule(acl, egress, protocol, peer, span):
-    for entry in sorted((e for e in acl.get("Entries") or () if bool(e.get("Egress")) == egress),
-                        key=lambda e: e.get("RuleNumber", IMPLICIT_DENY_RULE)):
-        entry_protocol = protocol_number(entry.get("Protocol", "-1"))
-        if entry_protocol not in ("-1", protocol) or not _acl_entry_matches_peer(entry, peer):
-            continue
-        if span is not None and entry_protocol != "-1" and protocol in ("6", "17"):
-            port_range = entry.get("PortRange") or {}
-            if not port_range.get("From", 0) <= span[0] <= port_range.get("To", 65535):
-                continue
-        return entry.get("RuleNumber")
-    return None
+def _deciding_rules(decisions):
+    """The rule numbers of acl_decision's ((low, high), rule) decisions, sorted."""
+    return sorted({rule for _span, rule in decisions})
+
+
+def _rules_text(decisions):
+    """'90', '100, *': the rules that decided, the implicit deny written as AWS shows it."""
+    return ", ".join("*" if rule == IMPLICIT_DENY_RULE else str(rule) for rule in _deciding_rules(decisions))
 
 
 # ---- route tables ----
@@ -462,8 +452,7 @@ def _nacl_transit_hops(acl, subnet_id, flow, source):
         if not denied:
             hops.append(_hop(hop_name, "allow", acl_id, rule=f"{acl_id} {what} rule allows {source}"))
             continue
-        rule_numbers = sorted({rule for _span, rule in denied})
-        rules_text = ", ".join("*" if rule == IMPLICIT_DENY_RULE else str(rule) for rule in rule_numbers)
+        rule_numbers, rules_text = _deciding_rules(denied), _rules_text(denied)
         hops.append(_hop(hop_name, "partial" if allowed else "deny", acl_id, rule=f"{acl_id} {what} rule {rules_text} deny",
                          code="SUBNET_ACL_RESTRICTION",
                          detail=f"{acl_id} (the NAT gateway's subnet) {what} rule {rules_text} drops the node's traffic "

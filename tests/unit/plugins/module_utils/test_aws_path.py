@@ -194,7 +194,7 @@ def test_acl_decision_splits_port_ranges_by_rule_order():
     acl = custom_acl([acl_entry(10, "deny", False, "6", "0.0.0.0/0", (50000, 50010)),
                       acl_entry(20, "allow", False, "6", "0.0.0.0/0", (32768, 60999))])
     allowed, denied = acl_decision(acl, False, "6", ipaddress.ip_address("198.51.100.10"), (32768, 60999))
-    assert sorted(allowed) == [(32768, 49999), (50011, 60999)] and denied == [((50000, 50010), 10)]
+    assert sorted(allowed) == [((32768, 49999), 20), ((50011, 60999), 20)] and denied == [((50000, 50010), 10)]
 
 
 def test_subnet_without_a_default_route_names_the_main_table():
