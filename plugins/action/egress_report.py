@@ -4,17 +4,12 @@
 
 import os
 import tempfile
+from typing import ClassVar
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubediag.egress.plugins.module_utils.report import RENDERERS, ReportError, build_report, render_all, summary_lines
-
-ARGUMENT_SPEC = {
-    "report_dir": {"type": "path", "required": True},
-    "hosts": {"type": "list", "elements": "dict", "required": True},
-    "formats": {"type": "list", "elements": "str", "choices": list(RENDERERS), "default": list(RENDERERS)},
-}
+from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 
 def current_content(report_dir, path):
@@ -48,13 +43,14 @@ def write_atomically(path, content):
         raise
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC: ClassVar[dict] = {
+        "report_dir": {"type": "path", "required": True},
+        "hosts": {"type": "list", "elements": "dict", "required": True},
+        "formats": {"type": "list", "elements": "str", "choices": list(RENDERERS), "default": list(RENDERERS)},
+    }
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+    def act(self, args):
         report_dir = args["report_dir"]
         try:
             report = build_report(args["hosts"])
@@ -80,7 +76,8 @@ class ActionModule(ActionBase):
                     write_atomically(path, contents[os.path.basename(path)])
         except OSError as exc:
             raise AnsibleActionFail(f"cannot write the report into {report_dir}: {exc.strerror or exc}; check the path and its permissions") from None
-        result.update(changed=bool(changed_files), report=report, files=files, changed_files=changed_files, summary_lines=summary_lines(report))
+        result = {"changed": bool(changed_files), "report": report, "files": files, "changed_files": changed_files,
+                  "summary_lines": summary_lines(report)}
         if self._task.diff:
             result["diff"] = diffs
         if warnings:

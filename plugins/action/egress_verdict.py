@@ -2,30 +2,27 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """kubediag.egress.egress_verdict runs on the controller: the verdict is a pure function of the facts (no module round trip)."""
 
+from typing import ClassVar
+
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import strip_invocations
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, VerdictError, evaluate_cluster
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict_input import verdict_input_problem
-
-ARGUMENT_SPEC = {
-    "pod_probes": {"type": "list", "elements": "raw", "required": True},
-    "netpol": {"type": "list", "elements": "dict", "default": []},
-    "coredns": {"type": "raw"},
-    "cluster_network": {"type": "raw"},
-    "mesh": {"type": "list", "elements": "dict", "default": []},
-    "pods": {"type": "list", "elements": "dict", "default": []},
-}
+from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC: ClassVar[dict] = {
+        "pod_probes": {"type": "list", "elements": "raw", "required": True},
+        "netpol": {"type": "list", "elements": "dict", "default": []},
+        "coredns": {"type": "raw"},
+        "cluster_network": {"type": "raw"},
+        "mesh": {"type": "list", "elements": "dict", "default": []},
+        "pods": {"type": "list", "elements": "dict", "default": []},
+    }
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+    def act(self, args):
         facts = strip_invocations(dict(args))
         # Checked here, once, so that a wrong shape is named instead of surfacing as a KeyError deep in a rule.
         problem = verdict_input_problem(facts)
@@ -36,6 +33,5 @@ class ActionModule(ActionBase):
         except VerdictError as exc:
             raise AnsibleActionFail(f"cannot conclude: {exc}") from None
         causes = {cause for verdict in verdicts for cause in verdict["root_causes"]}
-        result.update(changed=False, pods=verdicts, root_causes=[c for c in (*FIX_ORDER, "healthy") if c in causes],
-                      healthy=all(v["healthy"] for v in verdicts), facts=facts)
-        return result
+        return {"changed": False, "pods": verdicts, "root_causes": [c for c in (*FIX_ORDER, "healthy") if c in causes],
+                "healthy": all(v["healthy"] for v in verdicts), "facts": facts}
