@@ -15,14 +15,11 @@ description:
   - Used by the kubediag.egress.diagnose role; the decisions live in Python (C(module_utils/diagnose_plan.py)), not in Jinja.
 options:
   pod_probes:
-    description: The registered results of kubediag.egress.pod_probe over the pods (C(.results) of the loop).
+    description: The registered pod_probe result's C(.results), one per pod (the O(kubediag.egress.pod_probe#module:pods) form).
     type: list
     elements: raw
     required: true
 attributes:
-  action:
-    description: Runs on the controller as an action plugin (no module round trip); this file holds its documentation.
-    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
@@ -30,10 +27,8 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - kubediag.egress.action_attributes
 """
 
 EXAMPLES = r"""

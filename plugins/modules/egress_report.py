@@ -37,9 +37,6 @@ options:
     choices: [json, markdown, html, junit]
     default: [json, markdown, html, junit]
 attributes:
-  action:
-    description: Runs on the controller as an action plugin (no module round trip); this file holds its documentation.
-    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
@@ -48,10 +45,8 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One diff per changed file.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - kubediag.egress.action_attributes
 """
 
 EXAMPLES = r"""

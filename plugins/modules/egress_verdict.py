@@ -49,9 +49,6 @@ options:
     elements: dict
     default: []
 attributes:
-  action:
-    description: Runs on the controller as an action plugin (no module round trip); this file holds its documentation.
-    support: full
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
@@ -59,10 +56,8 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - kubediag.egress.action_attributes
 """
 
 EXAMPLES = r"""
