@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import PlanError, plan_cluster_reads
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import PlanError, plan_cluster_reads
 from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 

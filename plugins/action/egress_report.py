@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.kubediag.egress.plugins.module_utils.report import RENDERERS, ReportError, build_report, render_all, summary_lines
+from ansible_collections.kubediag.egress.plugins.module_utils.report.render import RENDERERS, ReportError, build_report, render_all, summary_lines
 from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import strip_invocations
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, VerdictError, evaluate_cluster
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict_input import verdict_input_problem
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import strip_invocations
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.inputs import verdict_input_problem
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import FIX_ORDER, VerdictError, evaluate_cluster
 from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 

@@ -149,8 +149,8 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib  # noqa: E402 - imports follow the documentation
 
-from ansible_collections.kubediag.egress.plugins.module_utils import aws_read  # noqa: E402
-from ansible_collections.kubediag.egress.plugins.module_utils.aws_path import AwsPathError  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cloud import aws_read  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cloud.aws_path import AwsPathError  # noqa: E402
 
 ARGUMENT_SPEC = {
     "instance_id": {"type": "str", "required": True},

@@ -114,8 +114,9 @@ not_checked:
   sample: [{what: ippools.crd.projectcalico.org, reason: not_installed, message: "IPPool ... is not served by this cluster (no CRD)"}]
 """
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, read_cluster_network, snat_answer  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.network import read_cluster_network, snat_answer  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader  # noqa: E402
 
 ARGUMENT_SPEC = {
     "destination": {"type": "str"},

@@ -150,8 +150,9 @@ not_checked:
   sample: []
 """
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, probe_upstreams, read_coredns  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.coredns import probe_upstreams, read_coredns  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader  # noqa: E402
 
 ARGUMENT_SPEC = {
     "tail_lines": {"type": "int", "default": 200},

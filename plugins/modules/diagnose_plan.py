@@ -12,7 +12,7 @@ description:
     cluster's own configuration must be read (a pod could not be probed, or a check failed), and computes the arguments of each
     read - the address cluster_network_info asks about, the per-pod destinations of netpol_egress_info, the pod x target pairs
     of mesh_egress_info.
-  - Used by the kubediag.egress.diagnose role; the decisions live in Python (C(module_utils/diagnose_plan.py)), not in Jinja.
+  - Used by the kubediag.egress.diagnose role; the decisions live in Python (C(module_utils/cluster/plan.py)), not in Jinja.
 options:
   pod_probes:
     description: The registered pod_probe result's C(.results), one per pod (the O(kubediag.egress.pod_probe#module:pods) form).

@@ -67,8 +67,8 @@ notes:
   sample: []
 """
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.pod_select import PodRefError, parse_pod_ref, select_pods  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.pod_select import PodRefError, parse_pod_ref, select_pods  # noqa: E402
 
 ARGUMENT_SPEC = {
     "pod": {"type": "str", "required": True},

@@ -135,8 +135,10 @@ not_checked:
   sample: []
 """
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, classify_ip, mesh_egress_answer  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import classify_ip  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.mesh import mesh_egress_answer  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader  # noqa: E402
 
 ARGUMENT_SPEC = {
     "namespace": {"type": "str", "required": True},

@@ -218,8 +218,10 @@ not_checked:
   sample: [{what: ciliumnetworkpolicies.cilium.io, reason: not_installed, message: "CiliumNetworkPolicy ... is not served by this cluster (no CRD)"}]
 """
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, netpol_egress, parse_destinations  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import parse_destinations  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import netpol_egress  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader  # noqa: E402
 
 ARGUMENT_SPEC = {
     "namespace": {"type": "str", "required": True},

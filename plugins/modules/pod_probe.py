@@ -322,8 +322,8 @@ exec_reruns:
   sample: 0
 """
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import KubeModule  # noqa: E402 - imports follow the documentation
-from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import (  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.runner import (  # noqa: E402
     DEFAULT_DEBUG_IMAGE,
     DEFAULT_EXTERNAL_RESOLVER,
     AllPodsFailed,
@@ -331,8 +331,8 @@ from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import (
     probe_pod,
     probe_pods,
 )
-from ansible_collections.kubediag.egress.plugins.module_utils.probe_script import DEFAULT_MTU_SIZES  # noqa: E402
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets, url_credentials  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.script import DEFAULT_MTU_SIZES  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import parse_targets, url_credentials  # noqa: E402
 
 ARGUMENT_SPEC = {
     "namespace": {"type": "str"},

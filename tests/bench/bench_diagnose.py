@@ -36,7 +36,8 @@ from kdlab import build  # noqa: E402
 
 sys.path.insert(0, os.path.join(diagnoselab.REPO, ".collections"))
 
-from ansible_collections.kubediag.egress.plugins.module_utils import kube, pod_probe  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s import client as kube  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe  # noqa: E402
 
 NOOP_PLAYBOOK = """- name: No-op
   hosts: all

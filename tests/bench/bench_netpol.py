@@ -1,4 +1,4 @@
-"""Benchmark of plugins/module_utils/netpol.py: index build time and egress() decisions per second.
+"""Benchmark of plugins/module_utils/cluster/netpol.py: index build time and egress() decisions per second.
 
 A synthetic cluster shaped like a real one: ~100 namespaces of 100 pods (Deployments with app/tier/version/
 pod-template-hash labels, named container ports), 10 NetworkPolicies per namespace (default deny, DNS, tiers,
@@ -170,7 +170,7 @@ def main(argv=None):
     parser.add_argument("--pods-per-namespace", type=int, default=100)
     parser.add_argument("--queries", type=int, default=200_000)
     args = parser.parse_args(argv)
-    from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
+    from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import PolicySet
 
     objects = synthetic_cluster(args.namespaces, args.pods_per_namespace)
     kinds = {}

@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.join(REPO, ".collections"))
 from kdlab import build  # noqa: E402
 from kdlab.cli import NOT_ROOT  # noqa: E402
 
-from ansible_collections.kubediag.egress.plugins.module_utils import kube, pod_probe  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s import client as kube  # noqa: E402
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe  # noqa: E402
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.31"
 TARGETS = ["https://api.example.test/health", "http://api.example.test/", "https://whoami.example.test/"]

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from ansible_collections.kubediag.egress.plugins.module_utils import aws_read
+from ansible_collections.kubediag.egress.plugins.module_utils.cloud import aws_read
 from tests.integration.ansible_module import run_module
 
 REGION = "eu-west-1"

@@ -10,20 +10,17 @@ import time
 
 from apiserver_testlib import raw_request  # conftest.py puts tests/integration/apiserver on sys.path
 
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import (
-    ClusterReader,
-    mesh_egress_answer,
-    netpol_egress,
-    parse_destinations,
-    read_cluster_network,
-    read_coredns,
-    snat_answer,
-)
-from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import plan_cluster_reads
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import connect
-from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import build_options, probe_pod
-from ansible_collections.kubediag.egress.plugins.module_utils.pod_select import select_pods
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict import evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.coredns import read_coredns
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import parse_destinations
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.mesh import mesh_egress_answer
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import netpol_egress
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.network import read_cluster_network, snat_answer
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import plan_cluster_reads
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import connect
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.pod_select import select_pods
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.runner import build_options, probe_pod
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import evaluate_cluster
 
 API_TIMEOUT = 15.0  # the modules' api_timeout default; their api_budget is 4 x this
 MODULE_BUDGET = 4 * API_TIMEOUT

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from diagnosis import HEAVY, MIXED, MODULE_BUDGET, Diagnosis, set_faults, verdict_ids
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import KubeError
 
 pytestmark = pytest.mark.lab
 RUNS = 20

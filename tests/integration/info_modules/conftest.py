@@ -56,7 +56,7 @@ def run_as(lab_api, ansible_home):
 @pytest.fixture(scope="session")
 def kube(lab_api):
     """kube(context, token=None): a connected KubeClient, as the modules build it; with token, as that user."""
-    from ansible_collections.kubediag.egress.plugins.module_utils.kube import connect
+    from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import connect
 
     def connect_to(context, token=None):
         if token is None:

@@ -1,8 +1,8 @@
 """The four info modules, run through Ansible against the lab API server: each gives the conclusion its cluster is built
 to show, and what it may not read narrows the answer instead of failing it."""
 
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import ClusterReader, read_policy_objects
-from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import PolicySet, read_policy_objects
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader
 
 
 def test_netpol_names_the_policy_that_blocks_and_the_rule_that_allows(run):

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils import kube, pod_probe
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s import client as kube
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe
 
 pytestmark = pytest.mark.lab
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils import kube, pod_probe
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s import client as kube
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "..", "..", "lab", "scenarios")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils.aws_path import (
+from ansible_collections.kubediag.egress.plugins.module_utils.cloud.aws_path import (
     AwsPathError,
     acl_decision,
     evaluate_path,

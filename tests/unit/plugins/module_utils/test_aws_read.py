@@ -4,7 +4,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ansible_collections.kubediag.egress.plugins.module_utils import aws_read
+from ansible_collections.kubediag.egress.plugins.module_utils.cloud import aws_read
 
 INSTANCE = {"InstanceId": "i-0abc", "VpcId": "vpc-1", "SubnetId": "subnet-1", "PrivateIpAddress": "10.0.1.20",
             "NetworkInterfaces": []}

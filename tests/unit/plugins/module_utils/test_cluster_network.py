@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils import cluster_network
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_network import (
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster import network as cluster_network
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.network import (
     ClusterNetworkError,
     cluster_network_facts,
     container_flags,

@@ -9,22 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_read import (
-    ClusterReader,
-    cidr_samples,
-    context_label,
-    egress_answers,
-    load_manifests,
-    manifest_objects,
-    offline_policy_objects,
-    overall_allowed,
-    parse_destinations,
-    read_probe_output,
-    resolve_host,
-    upstream_probe_argv,
-)
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeClient, KubeError
-from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.coredns import read_probe_output, upstream_probe_argv
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import cidr_samples, parse_destinations, resolve_host
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.manifests import load_manifests, manifest_objects
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import PolicySet, egress_answers, offline_policy_objects, overall_allowed
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import KubeClient, KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import ClusterReader, context_label
 
 CASES = Path(__file__).parent / "cluster_read_cases"
 MANIFESTS = CASES / "manifests"
@@ -214,7 +204,7 @@ class PagingApi:
 
 
 def test_reader_follows_continue_tokens_and_types_items(monkeypatch):
-    monkeypatch.setattr("ansible_collections.kubediag.egress.plugins.module_utils.kube.PAGE_SIZE", 2)
+    monkeypatch.setattr("ansible_collections.kubediag.egress.plugins.module_utils.k8s.client.PAGE_SIZE", 2)
     api = PagingApi([{"metadata": {"name": f"p{n}"}} for n in range(5)], served={"cilium.io/v2"})
     reader = ClusterReader(api)
     items = reader.list("CiliumNetworkPolicy", "shop")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils.corefile import (
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.coredns import (
     CorefileError,
     DnsConfigError,
     aks_corefile,

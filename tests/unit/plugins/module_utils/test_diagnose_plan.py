@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils.diagnose_plan import PlanError, plan_cluster_reads, strip_invocations
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import PlanError, plan_cluster_reads, strip_invocations
 
 
 def probe(name, targets, checks=(), probed=True):

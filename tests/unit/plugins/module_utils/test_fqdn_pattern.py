@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils.netpol import _fqdn_pattern
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import _fqdn_pattern
 
 DOCUMENTED = [
     ("*.cilium.io", "sub.cilium.io", True),

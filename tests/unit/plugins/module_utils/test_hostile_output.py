@@ -16,11 +16,11 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils import pod_probe
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult
-from ansible_collections.kubediag.egress.plugins.module_utils.report import build_report, render_all
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict import VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import ExecResult
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import parse_targets
+from ansible_collections.kubediag.egress.plugins.module_utils.report.render import build_report, render_all
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import VerdictError, evaluate_cluster
 
 HERE = Path(__file__).parent
 LAB_OUTPUTS = yaml.safe_load((HERE / "probe_facts_cases" / "lab_outputs.yml").read_text(encoding="utf-8"))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from websocket import WebSocketBadStatusException
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import (
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import (
     EXEC_OUTPUT_CAP,
     ApiError,
     KubeClient,

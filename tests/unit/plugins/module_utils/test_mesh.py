@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils.mesh import (
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.mesh import (
     MeshError,
     egress_gateways,
     mesh_config,

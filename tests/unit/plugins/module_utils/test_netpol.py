@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils.netpol import PolicySet
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.netpol import PolicySet
 
 CASES_DIR = Path(__file__).parent / "netpol_cases"
 BENCH = Path(__file__).parents[3] / "bench" / "bench_netpol.py"
@@ -154,7 +154,7 @@ def test_cached_answers_equal_answers_from_a_fresh_index():
 
 
 def test_destination_cache_is_bounded(monkeypatch):
-    from ansible_collections.kubediag.egress.plugins.module_utils import netpol
+    from ansible_collections.kubediag.egress.plugins.module_utils.cluster import netpol
 
     monkeypatch.setattr(netpol, "_DESTINATION_CACHE_LIMIT", 10)
     policy_set = PolicySet(SHARED_CLUSTER)

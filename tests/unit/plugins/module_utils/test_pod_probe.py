@@ -11,9 +11,10 @@ from urllib.parse import quote_plus
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils import pod_probe, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError, connect
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import TargetError, parse_targets
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import ExecResult, KubeError, connect
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import script as probe_script
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import TargetError, parse_targets
 
 
 def local_run(argv, timeout):

@@ -3,8 +3,8 @@ that says how to name a pod when there is none; select_pods' messages name the c
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError
-from ansible_collections.kubediag.egress.plugins.module_utils.pod_select import PodRefError, parse_pod_ref, select_pods
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.pod_select import PodRefError, parse_pod_ref, select_pods
 
 
 @pytest.mark.parametrize("ref", [None, "", "   "])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import facts as probe_facts
 
 CASES = yaml.safe_load((Path(__file__).parent / "probe_facts_cases" / "lab_outputs.yml").read_text(encoding="utf-8"))
 # The lab's certificates are made at `kdlab up`; "now" is pinned so expires_in_days does not drift.

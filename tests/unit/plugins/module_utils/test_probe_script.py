@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import facts as probe_facts
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import script as probe_script
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import parse_targets
 
 NONCE = "0123456789abcdef"
 SHELLS = [pytest.param(["bash", "-c"], id="bash"), pytest.param(["dash", "-c"], id="dash"), pytest.param(["busybox", "sh", "-c"], id="busybox")]

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import pytest
 from markdown_it import MarkdownIt
 
-from ansible_collections.kubediag.egress.plugins.module_utils.report import (
+from ansible_collections.kubediag.egress.plugins.module_utils.report.render import (
     ReportError,
     build_report,
     render_all,
@@ -17,7 +17,7 @@ from ansible_collections.kubediag.egress.plugins.module_utils.report import (
     render_markdown,
     summary_lines,
 )
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict import evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import evaluate_cluster
 
 CASES = Path(__file__).parent / "verdict_cases"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import (
     TargetError,
     parse_proxy_url,
     parse_targets,
@@ -122,7 +122,7 @@ def test_credentials_in_a_target_are_never_repeated(url):
 @pytest.mark.parametrize("url", [f"http://bob:{SECRET}@proxy.example.test:3128", f"bob:{SECRET}@proxy.example.test:3128",
                                  f"http://bob:{SECRET};@proxy.example.test:3128", f"gopher://bob:{SECRET}@proxy.example.test"])
 def test_credentials_in_test_proxy_or_echo_url_are_never_repeated(option, url):
-    from ansible_collections.kubediag.egress.plugins.module_utils.pod_probe import build_options
+    from ansible_collections.kubediag.egress.plugins.module_utils.probe.runner import build_options
 
     with pytest.raises(TargetError) as error:
         build_options(**{option: url})

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils import pod_probe
-from ansible_collections.kubediag.egress.plugins.module_utils.mesh import mesh_egress
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import parse_targets
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict import FIX_ORDER, LAYERS, VerdictError, evaluate_cluster, evaluate_pod
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict_input import verdict_input_problem
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.mesh import mesh_egress
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import runner as pod_probe
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import parse_targets
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.inputs import verdict_input_problem
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import FIX_ORDER, LAYERS, VerdictError, evaluate_cluster, evaluate_pod
 
 CASES = Path(__file__).parent / "verdict_cases"
 RECORDINGS = {path.stem: json.loads(path.read_text()) for path in sorted(CASES.glob("*.json"))}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict_input import verdict_input_problem
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.inputs import verdict_input_problem
 
 CASES = Path(__file__).parent / "verdict_cases"
 RECORDINGS = {path.stem: json.loads(path.read_text())["facts"] for path in sorted(CASES.glob("*.json"))}

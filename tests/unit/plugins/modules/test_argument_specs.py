@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubediag.egress.plugins.module_utils.ansible_kube import AUTH_ARG_SPEC
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import AUTH_ARG_SPEC
 
 MODULES_DIR = Path(__file__).resolve().parents[4] / "plugins" / "modules"
 K8S_MODULES = sorted(path.stem for path in MODULES_DIR.glob("*.py") if "KubeModule(" in path.read_text(encoding="utf-8"))

@@ -15,9 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
-from ansible_collections.kubediag.egress.plugins.module_utils import probe_facts, probe_script
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import ExecResult, KubeError, api_path, validate_name
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import ExecResult, KubeError, api_path, validate_name
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import facts as probe_facts
+from ansible_collections.kubediag.egress.plugins.module_utils.probe import script as probe_script
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import (
     parse_http_url,
     parse_proxy_url,
     parse_targets,

@@ -21,8 +21,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from ansible_collections.kubediag.egress.plugins.module_utils.probe_facts import ascii_int
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import (
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.facts import ascii_int
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import (
     Target,
     parse_proxy_url,
     redact_urls_in_text,

@@ -1,6 +1,7 @@
 """Reads CoreDNS and kube-dns configuration the way CoreDNS does, and classifies CoreDNS logs.
 
-Pure functions, stdlib only, no I/O: callers pass text or ConfigMap dicts read from the cluster.
+The analysis is pure functions, stdlib only, no I/O: they take text or ConfigMap dicts. The section at the end reads them
+from the cluster through a ``k8s.reader.ClusterReader`` (and probes the upstreams from a pod) for ``coredns_info``.
 
 The grammar is the Caddyfile (v1) one CoreDNS embeds (github.com/coredns/caddy):
 tokens split on white space, ``"quoted tokens"`` (``\\"`` escapes a quote, may span lines),
@@ -16,6 +17,11 @@ import ipaddress
 import json
 import re
 from typing import NamedTuple
+
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import HOST_NAME, classify_ip
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import KubeError
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import pod_not_found, pod_status, selector_text
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.facts import parse_dig, parse_nslookup
 
 ROOT_ZONE = "."
 COREDNS_CONFIG_DIR = "/etc/coredns/"
@@ -803,3 +809,158 @@ def classify_coredns_logs(lines, cluster_domain="cluster.local"):
         "nxdomain_names": dict(sorted(nxdomain_names.items(), key=lambda item: (-item[1], item[0]))),
         "loop_zones": sorted(set(loop_zones)),
     }
+
+
+# ---------------------------------------------------------------- reading the cluster for it
+
+DNS_SERVICE = ("kube-system", "kube-dns")
+DEFAULT_DNS_SELECTOR = {"k8s-app": "kube-dns"}
+
+
+def upstream_probe_argv(tool, ip, port=53, name="."):
+    """argv asking the DNS server ip:port for name's NS records, with a short timeout and no retry."""
+    address = classify_ip(ip, "upstream")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ValueError(f"upstream port {port!r} is not a number from 1 to 65535")
+    if not HOST_NAME.match(name) and name != ".":
+        raise ValueError(f"probe name {name!r} is not a DNS name")
+    if tool == "dig":
+        return ["dig", f"@{address}", "-p", str(port), "+time=2", "+tries=1", "+norecurse", name, "NS"]
+    if tool == "nslookup":
+        return ["nslookup", "-type=NS", f"-port={port}", "-timeout=2", "-retry=1", name, address]
+    raise ValueError(f"probe tool {tool!r} is neither dig nor nslookup")
+
+
+def read_probe_output(tool, exit_code, output):
+    """{answered, status, detail}: did the DNS server answer at all (any rcode counts), as the tool's output shows.
+
+    The output is read by the probe's own dig/nslookup parsers (probe.facts), so both read a DNS tool the same way.
+    answered is None when the tool could not run (exit_code None, e.g. not in the image); status is the rcode
+    (NOERROR, NXDOMAIN, SERVFAIL, REFUSED...) when it answered, else timeout, unreachable or error.
+    """
+    text = output or ""
+    if exit_code is None:
+        return {"answered": None, "status": "not_run", "detail": _last_lines(text)}
+    parsed = (parse_dig if tool == "dig" else parse_nslookup)(exit_code, text, {"name": "."})
+    rcode = parsed["details"].get("rcode")
+    if rcode is None and tool != "dig" and exit_code == 0:   # nslookup -type=NS prints no status line when it answers
+        rcode = "NOERROR"
+    if rcode:
+        return {"answered": True, "status": rcode, "detail": f"answered with {rcode}"}
+    if parsed["error_class"] in ("refused", "unreachable"):
+        return {"answered": False, "status": "unreachable", "detail": _last_lines(text)}
+    if parsed["error_class"] == "timeout":
+        return {"answered": False, "status": "timeout", "detail": _last_lines(text)}
+    return {"answered": False, "status": "error", "detail": _last_lines(text)}
+
+
+def _last_lines(text, count=3):
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])[:300]
+
+
+DNS_PROBE_TOOLS = ("dig", "nslookup")
+
+
+def _main_container(pod, preferred):
+    names = [container.get("name") for container in (pod.get("spec") or {}).get("containers") or []]
+    return preferred if preferred in names else (names[0] if names else None)
+
+
+def read_coredns(reader, tail_lines=200):
+    """CoreDNS configuration, pods, their logs (classified) and NodeLocal DNSCache, as coredns_info returns them.
+
+    tail_lines: the last lines of each DNS pod's log to read; 0 reads none.
+    """
+    system = "kube-system"
+    coredns_cm = reader.get("ConfigMap", "coredns", system)
+    custom_cm = reader.get("ConfigMap", "coredns-custom", system)
+    kube_dns_cm = reader.get("ConfigMap", "kube-dns", system)
+    dns_service = reader.get("Service", DNS_SERVICE[1], DNS_SERVICE[0])
+    cluster_dns_ip = ((dns_service or {}).get("spec") or {}).get("clusterIP")
+    corefile, sources = None, []
+    if coredns_cm is not None:
+        if "Corefile" not in (coredns_cm.get("data") or {}):
+            raise ValueError("ConfigMap kube-system/coredns has no Corefile key: is CoreDNS configured from another ConfigMap?")
+        if custom_cm is not None:
+            corefile = aks_corefile(coredns_cm, custom_cm)
+            sources.append("ConfigMap kube-system/coredns-custom (AKS)")
+        else:
+            corefile = corefile_summary(coredns_cm["data"]["Corefile"], cluster_dns_ip=cluster_dns_ip)
+        sources.insert(0, "ConfigMap kube-system/coredns")
+    kube_dns = None
+    if kube_dns_cm is not None:
+        kube_dns = kube_dns_config(kube_dns_cm)
+        sources.append("ConfigMap kube-system/kube-dns")
+    nodelocal = nodelocal_dns(reader.get("ConfigMap", "node-local-dns", system), reader.get("DaemonSet", "node-local-dns", system))
+    selector = selector_text(((dns_service or {}).get("spec") or {}).get("selector") or DEFAULT_DNS_SELECTOR)
+    pods = reader.list("Pod", system, label_selector=selector)
+    statuses, log_lines, per_pod = [], [], []
+    for pod in pods:
+        status = pod_status(pod)
+        statuses.append(status)
+        if not tail_lines:
+            continue
+        text = reader.pod_log(system, pod["metadata"]["name"], _main_container(pod, "coredns"), tail_lines)
+        if text is None:
+            continue
+        lines = text.splitlines()
+        log_lines.extend(lines)
+        classes = classify_coredns_logs(lines)
+        per_pod.append({"pod": status["pod"], "lines": len(lines), "dominant_error": classes["dominant_error"],
+                        "error_counts": {name: entry["count"] for name, entry in classes["classes"].items() if entry["count"]}})
+    forward = corefile["forward"] if corefile else None
+    if forward:
+        upstreams = forward["upstreams"]
+    elif kube_dns:
+        upstreams = kube_dns["upstream_nameservers"] or [parse_upstream("/etc/resolv.conf")]
+    else:
+        upstreams = []
+    return {
+        "configured_by": sources,
+        "cluster_dns_ip": cluster_dns_ip,
+        "corefile": corefile,
+        "forward": forward,
+        "upstreams": upstreams,
+        "kube_dns": kube_dns,
+        "nodelocal_dns": nodelocal,
+        "pods": statuses,
+        "pods_ready": bool(statuses) and all(status["ready"] for status in statuses),
+        "logs": dict(classify_coredns_logs(log_lines), per_pod=per_pod),
+    }
+
+
+def probe_upstreams(kube, reader, probe_pod, upstreams, params, container=None, timeout=10.0):
+    """Ask each address upstream for the root NS records from inside probe_pod ("namespace/name"), dig or else nslookup.
+
+    Returns [{upstream, ip, port, answered, status, tool, detail}]: answered None when the upstream cannot be probed from a pod
+    (a file such as the node's resolv.conf, a placeholder, DNS over TLS) or no tool runs in the pod.
+    """
+    namespace, _sep, name = probe_pod.partition("/")
+    if not namespace or not name or "/" in name:
+        raise ValueError(f"probe_pod {probe_pod!r} must be a pod as namespace/name")
+    pod = reader.get("Pod", name, namespace)
+    if pod is None:
+        raise pod_not_found(namespace, name, params)
+    results = []
+    for upstream in upstreams:
+        entry = {"upstream": upstream["raw"], "ip": upstream.get("ip"), "port": upstream.get("port"), "answered": None, "tool": None}
+        if upstream.get("kind") != "address" or upstream.get("transport") != "dns":
+            why = {"resolv_conf": "the node's resolvers (CoreDNS runs with dnsPolicy: Default): probe them from the node",
+                   "placeholder": "a placeholder filled in when the server starts"}.get(upstream.get("kind"), "not a plain DNS address")
+            results.append(dict(entry, status="not_probed", detail=f"{upstream['raw']} is {why}"))
+            continue
+        for tool in DNS_PROBE_TOOLS:
+            argv = upstream_probe_argv(tool, upstream["ip"], upstream["port"])
+            try:
+                run = kube.exec_in_pod(namespace, name, argv, container=container, timeout=timeout)
+            except KubeError as error:
+                if error.status != 403:
+                    raise
+                reader.narrow(f"exec in pod {probe_pod}", "forbidden", f"{error} The upstreams were not probed.")
+                return [*results, dict(entry, status="not_probed", detail="exec forbidden")]
+            outcome = read_probe_output(tool, run.exit_code, "\n".join(part for part in (run.stdout, run.stderr, run.error) if part))
+            if outcome["status"] != "not_run":
+                break
+        results.append(dict(entry, tool=tool if outcome["status"] != "not_run" else None, **outcome))
+    return results

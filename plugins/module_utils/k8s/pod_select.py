@@ -1,12 +1,12 @@
 """Which pods a diagnosis is about: ``namespace/name``, ``namespace/deployment/name`` or ``namespace/<label selector>``.
 
 ``parse_pod_ref`` is pure and validates the reference; ``select_pods`` reads the cluster through a connected
-``KubeClient`` (plugins/module_utils/kube.py) and returns the running pods, sorted by name, at most ``max_pods``.
+``KubeClient`` (k8s/client.py) and returns the running pods, sorted by name, at most ``max_pods``.
 """
 
 import re
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KubeError, api_path, is_valid_name
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import KubeError, api_path, is_valid_name
 
 WORKLOAD_KINDS = {"deployment": "Deployment", "deploy": "Deployment", "deployments": "Deployment",
                   "statefulset": "StatefulSet", "sts": "StatefulSet", "daemonset": "DaemonSet", "ds": "DaemonSet"}

@@ -1,6 +1,7 @@
 """Decides whether Istio lets a pod reach an external host:port, from the objects read from the cluster.
 
-Pure functions, stdlib only (PyYAML through cluster_network.load_yaml_document when importable), no I/O.
+The analysis is pure functions, stdlib only (PyYAML through network.load_yaml_document when importable), no I/O; the
+section at the end reads the objects through a ``k8s.reader.ClusterReader`` for ``mesh_egress_info``.
 With outboundTrafficPolicy REGISTRY_ONLY a sidecar sends traffic for hosts it does not know to the
 BlackHoleCluster: HTTP gets ``502 Bad Gateway``, TLS and TCP get a reset connection. A ServiceEntry makes a
 host known when its host and port match, it is exported to the pod's namespace, and the pod's Sidecar
@@ -9,7 +10,8 @@ resource (if any) imports it.
 
 import ipaddress
 
-from ansible_collections.kubediag.egress.plugins.module_utils.cluster_network import ClusterNetworkError, load_yaml_document
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.network import ClusterNetworkError, load_yaml_document
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import pod_not_found
 
 ALLOW_ANY = "ALLOW_ANY"
 REGISTRY_ONLY = "REGISTRY_ONLY"
@@ -311,3 +313,32 @@ def mesh_egress(pod, host, port, objects=None, dest_ips=None):
     result["reasons"].append(f"fix: a ServiceEntry with hosts [{host}], ports [{port}], location MESH_EXTERNAL, resolution DNS, "
                              f"exported to {pod_namespace}")
     return result
+
+
+# ---------------------------------------------------------------- reading the cluster for it
+
+def read_mesh(reader, namespace, pod_name, params):
+    """The pod, its namespace and every Istio object mesh_egress() looks at. Returns (pod, objects, istio_installed)."""
+    pod = reader.get("Pod", pod_name, namespace)
+    if pod is None:
+        raise pod_not_found(namespace, pod_name, params)
+    objects = {"namespace": reader.get("Namespace", namespace)}
+    istio_installed = reader.api_version_of("ServiceEntry") is not None
+    revision = ((pod.get("metadata") or {}).get("labels") or {}).get("istio.io/rev")
+    names = ([f"istio-{revision}"] if revision and revision != "default" else []) + ["istio"]
+    objects["mesh_config"] = next((cm for cm in (reader.get("ConfigMap", name, "istio-system") for name in names) if cm), None)
+    if not istio_installed:
+        return pod, objects, False
+    objects["sidecars"] = reader.list("Sidecar")
+    objects["service_entries"] = reader.list("ServiceEntry")
+    objects["gateways"] = reader.list("Deployment", label_selector="istio=egressgateway") + reader.list("Service", label_selector="istio=egressgateway")
+    return pod, objects, True
+
+
+def mesh_egress_answer(reader, namespace, pod_name, destination, port, destination_ips, params):
+    """mesh_egress_info's answer: what Istio does to the pod's egress to destination:port, and whether Istio is installed."""
+    pod, objects, installed = read_mesh(reader, namespace, pod_name, params)
+    result = mesh_egress(pod, destination, port, objects, destination_ips)
+    if not installed:
+        result["reasons"].append("the Istio networking CRDs are not installed: Istio does not filter this pod's egress")
+    return dict(result, istio_installed=installed, not_checked=reader.not_checked)

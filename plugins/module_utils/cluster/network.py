@@ -1,7 +1,8 @@
 """Reads a cluster's network setup from its objects and says whether pod egress to an IP is SNATed, and by what.
 
-Pure functions, stdlib only (PyYAML used when importable), no I/O: callers pass the dicts the Kubernetes
-API returns (DaemonSets, ConfigMaps, Nodes, Calico IPPools, static control-plane Pods).
+The analysis is pure functions, stdlib only (PyYAML used when importable), no I/O: it takes the dicts the Kubernetes
+API returns (DaemonSets, ConfigMaps, Nodes, Calico IPPools, static control-plane Pods). The section at the end reads
+them through a ``k8s.reader.ClusterReader`` for ``cluster_network_info``.
 
 Source NAT of pod traffic to an external IP comes from the CNI (AWS VPC CNI, Calico natOutgoing,
 Cilium, Flannel --ip-masq, kube-router, Weave, Antrea) or from ip-masq-agent. kube-proxy's
@@ -11,6 +12,9 @@ masqueradeAll/clusterCIDR only concern traffic to Service IPs: they never SNAT p
 import ipaddress
 import json
 import re
+import socket
+
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import classify_destination, resolve_host
 
 try:
     import yaml
@@ -709,3 +713,31 @@ def snat_for(dest_ip, facts):
     reasons.append(f"pods reach {ip} with their own IP: it works only if something downstream translates it "
                    "(a cloud NAT gateway or Cloud NAT covering the pod range, Azure outbound for VNet pod IPs)")
     return {"snat": False, "by": declining, "mechanisms": mechanisms, "reasons": reasons}
+
+
+# ---------------------------------------------------------------- reading the cluster for it
+
+def read_cluster_network(reader, vpc_cidrs=None):
+    """cluster_network_facts() from kube-system DaemonSets and ConfigMaps, Nodes, Calico IPPools and control-plane pods."""
+    system = "kube-system"
+    daemonsets = reader.list("DaemonSet", system)
+    configmaps = reader.list("ConfigMap", system)
+    nodes = reader.list("Node")
+    ippools = reader.list("IPPool")
+    control_plane = reader.list("Pod", system, label_selector="tier=control-plane")
+    facts = cluster_network_facts(daemonsets, configmaps, nodes, ippools, control_plane, vpc_cidrs)
+    facts["daemonsets"] = [f"{system}/{d['metadata']['name']}" for d in daemonsets]
+    return facts
+
+
+def snat_answer(facts, destination, resolver=socket.getaddrinfo):
+    """snat_for() for an IP, or for a host name's first address (resolved on the controller)."""
+    kind, text = classify_destination(destination, "destination")
+    if kind not in ("ip", "host"):
+        raise ValueError(f"destination {destination!r}: give an IP address or a host name, not a {kind}")
+    ips = [text] if kind == "ip" else resolve_host(text, resolver)
+    answer = snat_for(ips[0], facts)
+    reasons = list(answer["reasons"])
+    if kind == "host":
+        reasons.insert(0, f"{text} resolved on the controller to {', '.join(ips)}; decided for {ips[0]}")
+    return dict(answer, destination=text, ip=ips[0], reasons=reasons)

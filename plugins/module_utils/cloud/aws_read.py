@@ -8,7 +8,7 @@ botocore's standard retry mode (jittered exponential backoff). The decision itse
 
 import re
 
-from ansible_collections.kubediag.egress.plugins.module_utils import aws_path
+from ansible_collections.kubediag.egress.plugins.module_utils.cloud import aws_path
 
 try:
     import boto3

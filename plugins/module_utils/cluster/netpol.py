@@ -7,11 +7,19 @@ protocol, port)`` answers "may this pod send this packet?" with the policies and
 in words a platform engineer can act on. The model (which layer wins, what is implementation-defined and
 how it is resolved here) is documented in docs/netpol.md.
 
-Plain Python, stdlib only, no I/O: callers fetch the objects and turn ``ValueError`` into a module failure.
+The analysis is plain Python, stdlib only, no I/O: callers turn ``ValueError`` into a module failure. The section at
+the end gathers the objects for ``netpol_egress_info``: from the cluster through a ``k8s.reader.ClusterReader``, or
+from manifest files (``cluster.manifests``).
 """
 
 import ipaddress
 import re
+import socket
+
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.coredns import DEFAULT_DNS_SELECTOR, DNS_SERVICE
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import cidr_samples, resolve_host
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.manifests import load_manifests, manifest_objects
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.reader import pod_not_found, selector_text
 
 NETWORK_POLICY = "NetworkPolicy"
 ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
@@ -1410,3 +1418,142 @@ def _compile_cilium_policy(kind, where, obj):
         policy.isolation_text = f"selected by {kind} {ref} {prefix}endpointSelector ({count} egress rule{'s' if count != 1 else ''}): egress default-deny"
         policies.append(policy)
     return policies
+
+
+# ---------------------------------------------------------------- reading the cluster for it
+
+NETPOL_CLUSTER_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "CiliumClusterwideNetworkPolicy")
+
+
+def read_policy_objects(reader, namespace):
+    """What PolicySet needs to answer for a pod of namespace: pods, namespaces, nodes, policies of every kind.
+
+    Pods are listed cluster-wide (destinations and DNS pods live elsewhere); if that is forbidden, the pod's
+    namespace and kube-system are listed instead. Returns (objects, dns_service or None).
+    """
+    objects = reader.list("Namespace") + reader.list("Node")
+    before = len(reader.not_checked)
+    pods = reader.list("Pod")
+    if len(reader.not_checked) > before:
+        pods = reader.list("Pod", namespace, required=True) + (reader.list("Pod", "kube-system") if namespace != "kube-system" else [])
+    objects += pods
+    objects += reader.list("NetworkPolicy", namespace, required=True)
+    objects += reader.list("CiliumNetworkPolicy", namespace)
+    for kind in NETPOL_CLUSTER_KINDS:
+        objects += reader.list(kind)
+    objects += reader.list("Service")
+    api_endpoints = reader.get("Endpoints", "kubernetes", "default")
+    if api_endpoints:
+        objects.append(api_endpoints)
+    return objects, reader.get("Service", DNS_SERVICE[1], DNS_SERVICE[0])
+
+
+def offline_policy_objects(paths, namespace):
+    """Objects from manifest files as the cluster would hold them, plus a standard cluster DNS pod when none is given.
+
+    Returns (objects, notes): notes say which pods were made from workloads and what was assumed.
+    """
+    loaded, _sources = load_manifests(paths)
+    objects, workload_pods = manifest_objects(loaded, namespace)
+    notes = [f"{workload} stands for its pods as pod {ref} (labels of its pod template, no IP)" for workload, ref in sorted(workload_pods.items())]
+    has_dns_pod = any(obj.get("kind") == "Pod" and obj["metadata"].get("namespace") == DNS_SERVICE[0]
+                      and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in DEFAULT_DNS_SELECTOR.items()) for obj in objects)
+    if not has_dns_pod:
+        objects.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "coredns", "namespace": DNS_SERVICE[0], "labels": dict(DEFAULT_DNS_SELECTOR)},
+                        "spec": {}, "status": {"phase": "Running"}})
+        notes.append("no cluster DNS pod in the manifests: assumed the standard one (kube-system, k8s-app=kube-dns, IP unknown)")
+    return objects, notes
+
+
+def netpol_egress(reader, namespace, pod, destinations, params, manifests=None, check_dns=True):
+    """netpol_egress_info's answer for pod namespace/pod: from the cluster through reader, or from manifest files (reader
+    None). destinations are parse_destinations()'s; params give the context for a not-found message."""
+    source = f"{namespace}/{pod}"
+    if manifests:
+        objects, notes = offline_policy_objects(manifests, namespace)
+        dns_service, not_checked, mode = None, [], "manifests"
+    else:
+        objects, dns_service = read_policy_objects(reader, namespace)
+        notes, not_checked, mode = [], reader.not_checked, "cluster"
+    pod_ips = pod_addresses(objects)
+    if source not in pod_ips:
+        if mode == "cluster":
+            raise pod_not_found(namespace, pod, params)
+        raise ValueError(f"pod {source} is in none of the manifests (no Pod and no workload named {pod} in namespace "
+                         f"{namespace}): check the name, the namespace and the manifests paths")
+    policy_set = PolicySet(objects)
+    answers = egress_answers(policy_set, source, destinations, pod_ips)
+    dns = dns_answer(policy_set, source, dns_service) if check_dns else {
+        "checked": False, "allowed": None, "udp_allowed": None, "tcp_allowed": None, "targets": [], "checks": [], "reasons": ["check_dns is false"]}
+    return {"source": source, "mode": mode, "allowed": overall_allowed(answers, dns), "destinations": answers, "dns": dns,
+            "policies_selecting": policy_set.policies_selecting(source), "notes": notes,
+            "not_checked": not_checked + policy_set.not_checked}
+
+
+def pod_addresses(objects):
+    """{"namespace/name": podIP or None} of every Pod among objects."""
+    ips = {}
+    for obj in objects:
+        if obj.get("kind") == "Pod":
+            metadata, status = obj.get("metadata") or {}, obj.get("status") or {}
+            ips[f"{metadata.get('namespace')}/{metadata.get('name')}"] = status.get("podIP")
+    return ips
+
+
+def _targets(destination, resolver):
+    """[(address or pod ref, hostname, note)] to evaluate for one parsed destination."""
+    kind, to = destination["kind"], destination["to"]
+    if kind == "cidr":
+        samples = cidr_samples(to)
+        note = f"{to} is a CIDR: evaluated at {' and '.join(samples)}; a rule whose ipBlock cuts through {to} may treat other addresses differently"
+        return [(ip, None, note) for ip in samples]
+    if kind == "host":
+        if destination["ips"]:
+            return [(ip, to, f"{to} given as {', '.join(destination['ips'])}") for ip in destination["ips"]]
+        ips = resolve_host(to, resolver)
+        return [(ip, to, f"{to} resolved on the controller (socket.getaddrinfo) to {', '.join(ips)}: the pod may resolve it differently")
+                for ip in ips]
+    return [(to, None, None)]
+
+
+def egress_answers(policy_set, source, destinations, pod_ips=None, resolver=socket.getaddrinfo):
+    """One answer per (destination, address): {destination, ip, port, protocol, allowed, tier, reasons, ...}.
+
+    A host that does not resolve gets allowed None and says why; it does not stop the other destinations.
+    """
+    answers = []
+    for destination in destinations:
+        base = {"destination": destination["to"], "port": destination["port"], "protocol": destination["protocol"]}
+        try:
+            targets = _targets(destination, resolver)
+        except ValueError as error:
+            answers.append(dict(base, ip=None, allowed=None, tier=None, destination_pod=None, selected_by=[], allowed_by=[], denied_by=[],
+                                reasons=[str(error)]))
+            continue
+        for target, hostname, note in targets:
+            answer = policy_set.egress(source, target, destination["protocol"], destination["port"], hostname=hostname)
+            ip = (pod_ips or {}).get(target) if destination["kind"] == "pod" else target
+            answers.append(dict(base, ip=ip, allowed=answer["allowed"], tier=answer["tier"], destination_pod=answer["destination_pod"],
+                                selected_by=answer["selected_by"], allowed_by=answer["allowed_by"], denied_by=answer["denied_by"],
+                                reasons=([note] if note else []) + answer["reasons"]))
+    return answers
+
+
+def dns_answer(policy_set, source, dns_service=None):
+    """UDP and TCP 53 to the cluster DNS pods (selected by the kube-dns Service's selector when it was read)."""
+    selector = ((dns_service or {}).get("spec") or {}).get("selector") or DEFAULT_DNS_SELECTOR
+    where = f"Service {'/'.join(DNS_SERVICE)} selector" if dns_service else "the default selector (no kube-dns Service read)"
+    try:
+        answer = policy_set.dns_egress(source, {"namespace": DNS_SERVICE[0], "selector": {"matchLabels": selector}})
+    except ValueError as error:
+        return {"checked": False, "allowed": None, "udp_allowed": None, "tcp_allowed": None, "targets": [], "checks": [],
+                "reasons": [f"cluster DNS pods not found with {where} {selector_text(selector)}: {error}"]}
+    return dict(answer, checked=True, reasons=[f"cluster DNS pods: kube-system pods matching {selector_text(selector)} ({where})"] + answer["reasons"])
+
+
+def overall_allowed(answers, dns):
+    """True when every destination (and DNS, when checked) is allowed, False when one is denied, None if unknown."""
+    verdicts = [answer["allowed"] for answer in answers] + ([dns["allowed"]] if dns and dns.get("checked") else [])
+    if any(verdict is False for verdict in verdicts):
+        return False
+    return None if any(verdict is None for verdict in verdicts) else True

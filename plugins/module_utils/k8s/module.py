@@ -8,8 +8,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.kubediag.egress.plugins.module_utils.kube import KUBERNETES_IMPORT_ERROR, KubeError, connect
-from ansible_collections.kubediag.egress.plugins.module_utils.targets import url_credentials
+from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import KUBERNETES_IMPORT_ERROR, KubeError, connect
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import url_credentials
 
 AUTH_ARG_SPEC = {
     "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
