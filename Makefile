@@ -10,7 +10,7 @@ SCENARIO ?= healthy
 KDLAB := PYTHONPATH=tests/lab $(BIN)/python -m kdlab
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: help setup test unit integration sanity lint importer changelog-lint demo bench \
+.PHONY: help setup test unit integration sanity lint importer changelog-lint demo bench mutation \
         lab-up lab-down lab-list lab-exec lock
 
 help: ## list the targets
@@ -47,6 +47,9 @@ demo: setup ## bring up a broken lab, diagnose it, print the report, tear it dow
 
 bench: setup ## the benchmarks
 	tests/tools/bench.sh
+
+mutation: setup ## mutation testing of the verdict, probe, report and cloud evaluators (MUTATION_MODULES narrows it)
+	tests/tools/mutation.sh
 
 lab-up: setup ## make lab-up SCENARIO=<name or path.yml> LAB=<dir>
 	$(KDLAB) up --scenario $(SCENARIO) --lab $(LAB)
