@@ -2,6 +2,9 @@
 
 import html
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -61,8 +64,21 @@ def test_findings_follow_their_target(report):
     assert [f["id"] for f in failing["findings"]] == ["firewall.port_blocked"]
 
 
-def test_rendering_is_deterministic(report):
-    assert render_all(report) == render_all(json.loads(json.dumps(report)))
+RENDER_IN_A_NEW_PROCESS = """
+import json, sys
+from ansible_collections.kubediag.egress.plugins.module_utils.report.render import render_all
+sys.stdout.write(json.dumps(render_all(json.load(sys.stdin)), sort_keys=True))
+"""
+
+
+@pytest.mark.parametrize("seed", ["1", "4242"])
+def test_the_files_are_byte_identical_in_another_process(report, seed):
+    """What makes a second egress_report run unchanged: a fresh interpreter (other hash seed, so other set and dict
+    iteration orders where the code relied on them) renders the same report read back from report.json to the same bytes."""
+    collections = str(Path(__file__).resolve().parents[4] / ".collections")
+    run = subprocess.run([sys.executable, "-c", RENDER_IN_A_NEW_PROCESS], input=json.dumps(report), capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=collections), check=True, timeout=60)
+    assert json.loads(run.stdout) == render_all(report)
 
 
 def test_html_marks_the_failing_hop_and_is_self_contained(report):
