@@ -29,7 +29,8 @@ def seed_cluster(ec2, cluster: str, section: dict, node_ips: dict[str, str]) -> 
     if section["internet_gateway"] != "none":
         igw = ec2.create_internet_gateway(TagSpecifications=_tag("internet-gateway", cluster))["InternetGateway"]["InternetGatewayId"]
         ids["internet_gateway"] = igw
-        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        if section["internet_gateway"] == "attached":
+            ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     for n in section["nat_gateways"]:
         extra = {"ConnectivityType": "private"}
         if n["connectivity"] == "public":

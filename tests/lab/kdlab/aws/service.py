@@ -4,6 +4,7 @@ implies changed, rewrites the cluster gateway's KD-AWS chains (one atomic iptabl
 `down` kills it with its process group."""
 
 import json
+import logging
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from kdlab import system
 from kdlab.aws import dataplane, seed, shapes
 from kdlab.aws import spec as aws_spec
 
-POLL_SECONDS = 0.3
+POLL_SECONDS = 0.25
 
 
 def apply(cluster: dict, text: str, sources: list[str], added: set[str]) -> None:
@@ -32,6 +33,7 @@ def main(config_path: str) -> None:
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     shapes.apply()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)    # a line per request, every poll: the log would only grow
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -5,10 +5,12 @@ Patched on moto's models, so every write through the API (not only the lab's see
   (moto: always `active`);
 - a custom network ACL starts with its two `32767` deny entries, ingress and egress (moto: none);
 - NACL entry protocols read as numbers, `"6"`, `"17"`, `"1"`, `"-1"` (moto: as given, e.g. `"tcp"`);
-- NACL entries come back ordered by rule number (moto: insertion order).
+- NACL entries come back ordered by rule number (moto: insertion order);
+- describe_network_interfaces shows an Elastic IP on the primary private address's `Association` too, as AWS does
+  (moto: only on the interface).
 """
 
-from moto.ec2.models import network_acls, route_tables
+from moto.ec2.models import elastic_network_interfaces, network_acls, route_tables
 
 PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "icmpv6": "58", "all": "-1"}
 _applied = False
@@ -34,6 +36,21 @@ def _protocol_set(entry, value) -> None:
     entry._kdlab_protocol = PROTOCOL_NUMBERS.get(text, text)
 
 
+def _private_ips_get(eni) -> list:
+    # The stored dicts are the ones moto mutates elsewhere: annotate them in place, never hand out a copy.
+    public_ip = getattr(eni, "public_ip", None)
+    for item in eni._kdlab_private_ips:
+        if public_ip and item.get("PrivateIpAddress") == getattr(eni, "private_ip_address", None):
+            item["Association"] = eni.association
+        else:
+            item.pop("Association", None)
+    return eni._kdlab_private_ips
+
+
+def _private_ips_set(eni, value) -> None:
+    eni._kdlab_private_ips = value
+
+
 def apply() -> None:
     """Patches moto once per process (the lab's moto service calls it before serving)."""
     global _applied
@@ -42,6 +59,7 @@ def apply() -> None:
     _applied = True
     route_tables.Route.state = property(_route_state)
     network_acls.NetworkAclEntry.protocol = property(_protocol_get, _protocol_set)
+    elastic_network_interfaces.NetworkInterface.private_ip_addresses = property(_private_ips_get, _private_ips_set)
     backend = network_acls.NetworkAclBackend
     create_acl, create_entry = backend.create_network_acl, backend.create_network_acl_entry
 
