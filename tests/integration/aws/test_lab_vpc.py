@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+import kubernetes
 import pytest
 
 from tests.integration.ansible_module import run_module, run_module_per_host
@@ -89,9 +90,18 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def node_instance_id(lab: Lab) -> str:
+    """The instance behind node-1 as a diagnosis finds it: the Node's spec.providerID, read from the lab's API server."""
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(lab.info["kubeconfig"], context="lab"))
+    provider_id = api.read_node("node-1").spec.provider_id
+    zone, _unused, instance_id = provider_id.removeprefix("aws:///").partition("/")
+    assert zone == "eu-west-1a" and instance_id.startswith("i-"), provider_id
+    return instance_id
+
+
 def module_args(lab: Lab, destination: dict) -> dict:
     aws = plugin.connection(lab)
-    return {"instance_id": aws["instances"]["node-1"], "region": aws["region"], "endpoint_url": aws["endpoint_url"],
+    return {"instance_id": node_instance_id(lab), "region": aws["region"], "endpoint_url": aws["endpoint_url"],
             "destinations": [{"ip": destination["ip"], "port": destination["port"]}], "timeout": 5,
             **{k: aws[k] for k in ("access_key", "secret_key") if k in aws}}
 
@@ -130,8 +140,9 @@ def test_packets_and_the_module_agree(labs, observed, name):
     _destination, status, seen_as, blocking, named = EXPECTED[name]
     ids = lab.info["aws"]["clusters"]["lab"]
     assert lab.info["aws"]["access_key"] and lab.info["aws"]["region"] == "eu-west-1"
-    # the Node object carries the instance's providerID, so cluster_network_info and aws_egress_info can join them
+    # the module was given the instance id from the Node's providerID (the API server's): it is the node's moto instance
     assert ids["provider_ids"]["node-1"] == f"aws:///eu-west-1a/{ids['instances']['node-1']}"
+    assert observed[name]["module"]["instance_id"] == ids["instances"]["node-1"]
     probe = observed[name]["probe"]
     if status is None:
         assert probe.returncode == 28, (probe.returncode, probe.stdout, probe.stderr)     # dropped: the connect times out
@@ -215,6 +226,21 @@ def test_opening_the_security_group_through_the_api_opens_the_path_within_a_seco
         assert result["paths"][0]["result"] == "allow", result["paths"][0]["blocking"]
     finally:
         ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[rule])
+    _probe_until(lab, opened=False)
+
+
+def test_adding_the_inbound_return_rule_to_the_nacl_opens_the_path(labs):
+    """Stateless NACL through the API: the missing inbound rule for the replies, added, lets them in; removed, drops them."""
+    lab = labs["firewall.cloud_egress_denied-nacl-return"]
+    aws, acl = plugin.connection(lab), lab.info["aws"]["clusters"]["lab"]["network_acls"]["private"]
+    ec2 = boto3.client("ec2", region_name=aws["region"], endpoint_url=aws["endpoint_url"], aws_access_key_id=aws["access_key"],
+                       aws_secret_access_key=aws["secret_key"])
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Protocol="6", RuleAction="allow", Egress=False,
+                                 CidrBlock="198.51.100.0/24", PortRange={"From": 1024, "To": 65535})
+    try:
+        assert _probe_until(lab, opened=True) < 1.0
+    finally:
+        ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=False)
     _probe_until(lab, opened=False)
 
 
