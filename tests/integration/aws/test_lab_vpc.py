@@ -41,6 +41,8 @@ EXPECTED = {
     "firewall.cloud_egress_denied-sg": (API, None, NAT_EIP, [("security_group", "ENI_SG_RULES_MISMATCH")], "security_groups"),
     "firewall.cloud_egress_denied-nacl-deny": (API, None, NAT_EIP, [("nacl_node_subnet_outbound", "SUBNET_ACL_RESTRICTION")], "network_acls"),
     "firewall.cloud_egress_denied-nacl-return": (API, None, None, [("nacl_node_subnet_return", "SUBNET_ACL_RESTRICTION")], "network_acls"),
+    "firewall.cloud_egress_denied-nat-subnet-nacl": (API, None, None, [("nacl_nat_subnet_from_node", "SUBNET_ACL_RESTRICTION")],
+                                                     "network_acls"),
     "route.no_internet_path-no-default-route": (API, None, None, [("route", "NO_ROUTE_TO_DESTINATION")], "route_tables"),
     "route.no_internet_path-deleted-nat": (API, None, None, [("route", "BAD_STATE_ROUTE")], "route_tables"),
     "route.no_internet_path-private-nat": (API, None, None, [("nat_gateway", "NAT_GATEWAY_PRIVATE")], "nat_gateways"),

@@ -42,7 +42,10 @@ def test_the_nat_path_snats_to_the_eip_and_the_nacl_is_read_in_rule_order():
     text, sources = dataplane.render(snapshot(), [NODE])
     assert sources == ["203.0.113.100"]
     assert lines(text, "KD-AWS-NAT") == ["-s 172.20.0.74 -d 0.0.0.0/0 -j SNAT --to-source 203.0.113.100"]
-    assert lines(text, "KDA-0-RT") == ["-d 0.0.0.0/0 -j RETURN", "-j DROP"]
+    # the NAT gateway's subnet is crossed on the way out and back: its NACL (the default one here) both ways
+    assert lines(text, "KDA-0-RT") == ["-d 0.0.0.0/0 -j KDA-0-R0", "-d 0.0.0.0/0 -j RETURN", "-j DROP"]
+    assert lines(text, "KDA-0-RIN") == ["-s 0.0.0.0/0 -j KDA-0-R0", "-s 0.0.0.0/0 -j RETURN"]
+    assert lines(text, "KDA-0-R0") == ["-j KDA-0-R0I", "-j KDA-0-R0E"]
     # the default NACL's entries came unsorted: 100 allow decides before 32767 deny; the implicit deny closes the chain
     assert lines(text, "KDA-0-NOUT") == ["-d 0.0.0.0/0 -j RETURN", "-d 0.0.0.0/0 -j DROP", "-j DROP"]
     assert lines(text, "KDA-0-SG") == ["-d 0.0.0.0/0 -p tcp --dport 443 -j RETURN", "-j DROP"]
@@ -78,3 +81,15 @@ def test_a_stopped_or_missing_instance_gets_no_traffic_through():
     text, _sources = dataplane.render(stopped, [NODE])
     assert lines(text, "KDA-0-OUT") == ["-j DROP"]
     assert lines(dataplane.render(snapshot(), [{**NODE, "instance_id": "i-gone"}])[0], "KDA-0-OUT") == ["-j DROP"]
+
+
+def test_the_nat_subnets_nacl_can_stop_the_node_going_in():
+    blocked = copy.deepcopy(snapshot())
+    blocked["network_acls"].append({"NetworkAclId": "acl-pub", "Associations": [{"SubnetId": "subnet-pub"}], "Entries": [
+        {"RuleNumber": 100, "Egress": False, "Protocol": "6", "RuleAction": "allow", "CidrBlock": "0.0.0.0/0",
+         "PortRange": {"From": 1024, "To": 65535}},
+        {"RuleNumber": 100, "Egress": True, "Protocol": "-1", "RuleAction": "allow", "CidrBlock": "0.0.0.0/0"}]})
+    text, _sources = dataplane.render(blocked, [NODE])
+    # inbound: only the replies' ports are allowed, so the node's request to 443 is dropped entering the NAT's subnet
+    assert lines(text, "KDA-0-R0I") == ["-s 0.0.0.0/0 -p tcp --dport 1024:65535 -j RETURN", "-j DROP"]
+    assert lines(text, "KDA-0-R0E") == ["-d 0.0.0.0/0 -j RETURN", "-j DROP"]

@@ -8,8 +8,10 @@ This is the lab's own reading of AWS semantics (not the collection's), so the mo
   available NAT gateway whose own subnet routes to an attached internet gateway SNATs to the NAT gateway's EIP; a route
   to an attached internet gateway SNATs to the node's public IP (none: dropped); blackhole, private NAT gateway, other
   targets or no route: dropped.
+- through a NAT gateway in another subnet, that subnet's network ACL too, both ways: its inbound entries match a packet's
+  source (the node going in, the destination's replies), its outbound entries its destination (the flow going out, the
+  replies going back to the node), the port being the packet's destination port each time.
 Link-local traffic (169.254.0.0/16: the VPC resolver) is neither filtered nor translated, as in AWS.
-The NAT gateway's own subnet's network ACL is not applied to packets (docs/lab.md says so).
 """
 
 import ipaddress
@@ -113,6 +115,11 @@ def _public_ip(instance: dict) -> str | None:
     return instance.get("PublicIpAddress")
 
 
+def _nat_subnet(snapshot: dict, route: dict) -> str | None:
+    nat = snapshot["nat_gateways"].get(route.get("NatGatewayId") or "")
+    return nat.get("SubnetId") if nat else None
+
+
 def route_source(snapshot: dict, route: dict, network: ipaddress.IPv4Network, instance: dict) -> str | None:
     """The address a flow on this route leaves the VPC with, or None when the route does not reach the internet."""
     if route.get("State") == "blackhole":
@@ -137,7 +144,7 @@ def render(snapshot: dict, nodes: list[dict]) -> tuple[str, list[str]]:
     head = [f"-A KD-AWS -d {LINK_LOCAL} -j RETURN", f"-A KD-AWS -s {LINK_LOCAL} -j RETURN"]
     for node in nodes:
         n, ip = node["index"], node["ip"]
-        names = {part: _chain(n, part) for part in ("OUT", "IN", "SG", "NOUT", "NIN", "RT")}
+        names = {part: _chain(n, part) for part in ("OUT", "IN", "SG", "NOUT", "NIN", "RT", "RIN")}
         chains += names.values()
         head += [f"-A KD-AWS -i vpc0 -o pub0 -s {ip} -j {names['OUT']}", f"-A KD-AWS -i pub0 -o vpc0 -d {ip} -j {names['IN']}"]
         instance = snapshot["instances"].get(node["instance_id"])
@@ -150,11 +157,22 @@ def render(snapshot: dict, nodes: list[dict]) -> tuple[str, list[str]]:
         acl = _acl_of(snapshot, instance["SubnetId"])
         filter_lines += [f"-A {names['OUT']} -m conntrack --ctstate NEW -j {names['SG']}", f"-A {names['OUT']} -j {names['NOUT']}",
                          f"-A {names['OUT']} -j {names['RT']}", f"-A {names['OUT']} -j ACCEPT",
-                         f"-A {names['IN']} -j {names['NIN']}", f"-A {names['IN']} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-                         f"-A {names['IN']} -j DROP"]
+                         f"-A {names['IN']} -j {names['NIN']}", f"-A {names['IN']} -j {names['RIN']}",
+                         f"-A {names['IN']} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", f"-A {names['IN']} -j DROP"]
         filter_lines += _sg_lines(names["SG"], groups) + _acl_lines(names["NOUT"], acl, True) + _acl_lines(names["NIN"], acl, False)
-        for network, route in _routes(_table_of(snapshot, instance["SubnetId"])):
+        for k, (network, route) in enumerate(_routes(_table_of(snapshot, instance["SubnetId"]))):
             source = route_source(snapshot, route, network, instance)
+            nat_subnet = _nat_subnet(snapshot, route)
+            if source and nat_subnet and nat_subnet != instance["SubnetId"]:
+                # the NAT gateway's subnet boundary, crossed by the flow and by its replies (same chain both ways)
+                hop, hop_in, hop_out = _chain(n, f"R{k}"), _chain(n, f"R{k}I"), _chain(n, f"R{k}E")
+                chains += [hop, hop_in, hop_out]
+                nat_acl = _acl_of(snapshot, nat_subnet)
+                filter_lines += [f"-A {hop} -j {hop_in}", f"-A {hop} -j {hop_out}"]
+                filter_lines += _acl_lines(hop_in, nat_acl, False) + _acl_lines(hop_out, nat_acl, True)
+                filter_lines += [f"-A {names['RT']} -d {network} -j {hop}", f"-A {names['RIN']} -s {network} -j {hop}"]
+            # replies are checked on the route their source matches most specifically, as the flow was
+            filter_lines.append(f"-A {names['RIN']} -s {network} -j RETURN")
             filter_lines.append(f"-A {names['RT']} -d {network} -j {'RETURN' if source else 'DROP'}")
             if source:
                 nat_lines.append(f"-A KD-AWS-NAT -s {ip} -d {network} -j SNAT --to-source {source}")
