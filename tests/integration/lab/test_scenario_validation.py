@@ -55,5 +55,6 @@ def test_aws_scenarios_validate_and_put_each_node_in_its_subnet():
         subnets = {s["name"]: ipaddress.ip_network(s["cidr"]) for s in aws["subnets"]}
         for node in topology.plan("/tmp/x", spec)["clusters"][0]["nodes"]:
             assert ipaddress.ip_address(node["ip"]) in subnets[aws["nodes"][node["name"]]["subnet"]], (name, node)
-    # they are not bundled names yet: the playbook's bundled-scenario tests must not pick them up
+    # they are not bundled names yet: the playbook's bundled-scenario tests must not pick them up; `aws/<name>` finds them
     assert not any(n.startswith("aws") for n in scenario.bundled_names())
+    assert scenario.load("aws/healthy")["name"] == "aws.healthy"

@@ -53,7 +53,10 @@ def bundled_names() -> list[str]:
 
 
 def resolve_path(name_or_path: str) -> str:
-    """A bundled scenario name, or a path to a .yml file."""
+    """A bundled scenario name, a name under the scenario dir such as `aws/healthy`, or a path to a .yml file."""
+    nested = os.path.join(SCENARIO_DIR, name_or_path + ".yml")
+    if "/" in name_or_path and ".." not in name_or_path.split("/") and os.path.isfile(nested):
+        return nested
     if os.sep in name_or_path or name_or_path.endswith((".yml", ".yaml")):
         if not os.path.isfile(name_or_path):
             raise LabError(f"scenario file {name_or_path} does not exist")
