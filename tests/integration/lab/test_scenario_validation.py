@@ -38,3 +38,23 @@ def test_unknown_bundled_name_and_missing_file_say_what_to_do(tmp_path):
     broken.write_text("name: [unclosed\n")
     with pytest.raises(LabError, match=r"broken\.yml: not valid YAML"):
         scenario.load(str(broken))
+
+
+def test_aws_scenarios_validate_and_put_each_node_in_its_subnet():
+    import ipaddress
+
+    from kdlab import topology
+
+    directory = os.path.join(scenario.SCENARIO_DIR, "aws")
+    names = sorted(f for f in os.listdir(directory) if f.endswith(".yml"))
+    assert len(names) >= 10
+    for name in names:
+        spec = scenario.load(os.path.join(directory, name))
+        assert spec["name"] == "aws." + name[:-4]
+        aws = spec["clusters"][0]["aws"]
+        subnets = {s["name"]: ipaddress.ip_network(s["cidr"]) for s in aws["subnets"]}
+        for node in topology.plan("/tmp/x", spec)["clusters"][0]["nodes"]:
+            assert ipaddress.ip_address(node["ip"]) in subnets[aws["nodes"][node["name"]]["subnet"]], (name, node)
+    # they are not bundled names yet: the playbook's bundled-scenario tests must not pick them up; `aws/<name>` finds them
+    assert not any(n.startswith("aws") for n in scenario.bundled_names())
+    assert scenario.load("aws/healthy")["name"] == "aws.healthy"

@@ -9,6 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from kdlab import certs, extensions, images, system, topology, world
 from kdlab import scenario as scenarios
 from kdlab.apiserver import desired  # the objects the API server will serve drive the initial data plane (no aiohttp)
+from kdlab.aws import dataplane as aws_dataplane
+from kdlab.aws import plugin as aws_plugin
+from kdlab.aws import spec as aws_spec
 from kdlab.errors import LabError
 from kdlab.lab import INFO_FILE, PLAN_FILE, SCENARIO_FILE, Lab
 from kdlab.state import Journal
@@ -91,6 +94,7 @@ def _build(spec: dict, lab_dir: str, journal: Journal) -> Lab:
         journal.record("dir", path=path)
         os.makedirs(path, exist_ok=True)
     lab = Lab(lab_dir, plan, spec)
+    aws_plugin.start(lab)
     pki = certs.write_pki(os.path.join(lab_dir, "pki"))
     lab.tool_dir("netshoot")     # ephemeral debug containers' tools
     ca_pem = os.path.join(lab_dir, "pki", "ca.pem")
@@ -125,7 +129,8 @@ def _build_internet(lab: Lab, spec: dict, pki: dict) -> None:
     lines = ["link set lo up", "link add br0 type bridge", f"addr add {world.INTERNET_BRIDGE_IP}/24 dev br0", "link set br0 up",
              *(f"addr add {ip}/32 dev lo" for ip in addresses), f"route add blackhole {world.DEAD_RESOLVER_IP}/32"]
     system.ip_batch(lab.internet_netns, lines, "building the internet namespace")
-    allowlist = [world.NOT_ALLOWLISTED_IP] if _faults(spec, "egress_ip_not_allowlisted") else [c.egress_ip for c in lab.clusters]
+    allowlist = [world.NOT_ALLOWLISTED_IP] if _faults(spec, "egress_ip_not_allowlisted") else [
+        *(c.egress_ip for c in lab.clusters), *(ip for c in spec["clusters"] if c.get("aws") for ip in aws_spec.public_addresses(c["aws"]))]
     config = {
         "zone": world.ZONE, "records": world.zone_records(), "authoritative_ip": world.AUTHORITATIVE_IP,
         "vpc_resolver_ip": world.VPC_RESOLVER_IP,
@@ -189,7 +194,8 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane
     gw += [f"route add {n.pod_cidr} via {n.ip}" for n in c.nodes]
     system.ip_batch(c.gateway_netns, gw, f"building the NAT gateway of cluster {c.name}")
     system.sysctl(c.gateway_netns, {"net.ipv4.ip_forward": "1"})
-    system.iptables_restore(c.gateway_netns, _gateway_rules(c, mine), f"firewall of the gateway of cluster {c.name}")
+    aws = bool(next(sc for sc in spec["clusters"] if sc["name"] == c.name).get("aws"))
+    system.iptables_restore(c.gateway_netns, _gateway_rules(c, mine, aws), f"firewall of the gateway of cluster {c.name}")
 
     for n in c.nodes:
         pods = [p for p in c.pods if p.node == n.name]
@@ -238,8 +244,11 @@ def _build_cluster(lab: Lab, spec: dict, c, ca_pem: str, journal: Journal, plane
     return [f"link set {c.internet_port} master br0", f"link set {c.internet_port} up"]
 
 
-def _gateway_rules(c, faults: list[dict]) -> str:
-    nat = [] if any(f["type"] == "no_internet_route" for f in faults) else [f"-A KD-NAT -s {c.vpc_cidr} -o pub0 -j MASQUERADE"]
+def _gateway_rules(c, faults: list[dict], aws: bool = False) -> str:
+    """aws: the cluster's VPC objects decide its filtering and NAT (kdlab.aws.dataplane); until its service has read them,
+    only link-local traffic passes."""
+    nat = [] if aws or any(f["type"] == "no_internet_route" for f in faults) else [f"-A KD-NAT -s {c.vpc_cidr} -o pub0 -j MASQUERADE"]
+    aws_filter, aws_nat = aws_dataplane.initial_rules() if aws else ("", "")
     firewall, output = [], []
     for f in faults:
         if f["type"] == "port_blocked":
@@ -253,10 +262,10 @@ def _gateway_rules(c, faults: list[dict]) -> str:
         elif f["type"] == "mtu_blackhole":
             output.append("-A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP")
     return ("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KD-NAT - [0:0]\n"
-            f"-A POSTROUTING -d {world.VPC_RESOLVER_IP}/32 -o pub0 -j MASQUERADE\n-A POSTROUTING -j KD-NAT\n"
+            f"-A POSTROUTING -d {world.VPC_RESOLVER_IP}/32 -o pub0 -j MASQUERADE\n-A POSTROUTING -j KD-NAT\n" + aws_nat
             + "".join(line + "\n" for line in nat) + "COMMIT\n"
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KD-FIREWALL - [0:0]\n"
-            "-A FORWARD -o pub0 -j KD-FIREWALL\n" + "".join(line + "\n" for line in firewall + output) + "COMMIT\n")
+            "-A FORWARD -o pub0 -j KD-FIREWALL\n" + aws_filter + "".join(line + "\n" for line in firewall + output) + "COMMIT\n")
 
 
 def _node_rules(c, n, pods, faults: list[dict], snat: tuple, coredns_runs: bool) -> str:
@@ -333,6 +342,7 @@ def _info(lab: Lab, spec: dict) -> dict:
         "clusters": [{"name": c.name, "provider": c.provider} for c in lab.clusters],
         "kubeconfig": None,
         "inventory": None,
+        "aws": None,
     }
 
 

@@ -2,13 +2,14 @@
 
 A hook is `hook(lab)`; it runs after every lab service answers. It may start processes with lab.start_process(...)
 (so `down` kills them) and fill lab.json with lab.update_info(...). If it raises, `up` tears the lab down and fails.
-The optional module kdlab.apiserver.lab_plugin is imported when present, and its `post_up(lab)` is registered."""
+The optional modules kdlab.aws.plugin and kdlab.apiserver.lab_plugin are imported when present, and their `post_up(lab)`
+registered, in that order."""
 
 import importlib
 import importlib.util
 from collections.abc import Callable
 
-PLUGIN_MODULES = ("kdlab.apiserver.lab_plugin",)
+PLUGIN_MODULES = ("kdlab.aws.plugin", "kdlab.apiserver.lab_plugin")   # the cloud first: Nodes carry its providerIDs
 POST_UP_HOOKS: list[Callable] = []
 
 

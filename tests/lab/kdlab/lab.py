@@ -18,7 +18,7 @@ from kdlab.state import Journal
 
 PLAN_FILE, SCENARIO_FILE, INFO_FILE = "plan.json", "scenario.json", "lab.json"
 RUNTIME_PODS_FILE = os.path.join("run", "pods-added.json")     # pods added after `up` (created through the API server)
-INFO_KEYS = ("pods", "nodes", "endpoints", "subject", "expect", "resolvers", "egress_ips", "clusters", "kubeconfig", "inventory")
+INFO_KEYS = ("pods", "nodes", "endpoints", "subject", "expect", "resolvers", "egress_ips", "clusters", "kubeconfig", "inventory", "aws")
 KDLAB_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

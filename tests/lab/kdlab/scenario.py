@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from kdlab import world
+from kdlab.aws import spec as aws_spec
 from kdlab.errors import LabError
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
@@ -52,7 +53,10 @@ def bundled_names() -> list[str]:
 
 
 def resolve_path(name_or_path: str) -> str:
-    """A bundled scenario name, or a path to a .yml file."""
+    """A bundled scenario name, a name under the scenario dir such as `aws/healthy`, or a path to a .yml file."""
+    nested = os.path.join(SCENARIO_DIR, name_or_path + ".yml")
+    if "/" in name_or_path and ".." not in name_or_path.split("/") and os.path.isfile(nested):
+        return nested
     if os.sep in name_or_path or name_or_path.endswith((".yml", ".yaml")):
         if not os.path.isfile(name_or_path):
             raise LabError(f"scenario file {name_or_path} does not exist")
@@ -149,7 +153,7 @@ def validate(document, source: str = "<scenario>") -> dict:
 
 def _cluster(check: _Checker, raw, index: int) -> dict:
     where = f"clusters[{index}]"
-    raw = check.mapping(raw, where, ("name", "provider", "cni", "nodes", "pods", "objects", "users"), ("name",))
+    raw = check.mapping(raw, where, ("name", "provider", "cni", "nodes", "pods", "objects", "users", "aws"), ("name",))
     name = check.label(raw["name"], f"{where}.name")
     if len(name) > 20:
         check.fail(f"{where}.name", "cluster names are at most 20 characters (they are part of namespace names)")
@@ -193,8 +197,13 @@ def _cluster(check: _Checker, raw, index: int) -> dict:
     for i, o in enumerate(objects):
         if not isinstance((o.get("metadata") or {}).get("name"), str):
             check.fail(f"{where}.objects[{i}].metadata.name", "every object needs a name")
+    aws = None
+    if raw.get("aws") is not None:
+        if provider != "aws":
+            check.fail(f"{where}.aws", f"an aws section needs provider aws (the cluster says {provider})")
+        aws = aws_spec.validate(check, raw["aws"], f"{where}.aws", index, node_names)
     return {"name": name, "index": index, "provider": provider, "cni": cni, "nodes": nodes, "pods": pods, "objects": objects,
-            "users": _users(check, raw.get("users", []), where)}
+            "users": _users(check, raw.get("users", []), where), "aws": aws}
 
 
 def _users(check: _Checker, raw, where: str) -> list[dict]:

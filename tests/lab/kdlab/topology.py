@@ -33,7 +33,9 @@ def plan(lab_dir: str, scenario: dict) -> dict:
         nodes = []
         for node in cluster["nodes"]:
             n = node["index"]
-            nodes.append({"cluster": cname, "name": node["name"], "index": n, "ip": f"172.20.{c}.{10 + n}",
+            # With an aws section the node's address comes from its subnet (kdlab.aws.spec); the L2 segment stays one /24.
+            ip = cluster["aws"]["nodes"][node["name"]]["ip"] if cluster.get("aws") else f"172.20.{c}.{10 + n}"
+            nodes.append({"cluster": cname, "name": node["name"], "index": n, "ip": ip,
                           "netns": f"{prefix}{cname}-{node['name']}", "pod_cidr": f"10.244.{n}.0/24",
                           "bridge_ip": f"10.244.{n}.1", "gateway_port": f"n{n}", "pods_on_node": 0})
         by_name = {n["name"]: n for n in nodes}

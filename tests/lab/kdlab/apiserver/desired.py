@@ -8,6 +8,7 @@ serves the same objects: what a diagnosis reads through the API is what the pack
 import secrets
 
 from kdlab import world
+from kdlab.aws import plugin as aws_plugin
 
 from .dataplane import egress_rules, snat_policy
 from .resources import Registry
@@ -16,6 +17,7 @@ from .seed import bundles_for, cluster_objects, coredns_replicas, object_key
 
 def describe(lab, cluster, corefile: str | None = None) -> dict:
     """One cluster as the API server's configuration describes it (docs/lab-apiserver.md), the scenario's objects included."""
+    aws_ids = aws_plugin.provider_ids(lab).get(cluster.name, {})     # the lab's moto instances, once seeded
     scenario_cluster = next((c for c in lab.scenario["clusters"] if c["name"] == cluster.name), {})
     settings = {"corefile": corefile, "kube_proxy": {"cluster_cidr": cluster.pod_cidr}}
     if scenario_cluster.get("cni"):
@@ -25,7 +27,8 @@ def describe(lab, cluster, corefile: str | None = None) -> dict:
     return {
         "name": cluster.name, "index": cluster.index, "provider": cluster.provider, "pod_cidr": cluster.pod_cidr,
         "vpc_cidr": cluster.vpc_cidr, "dns_service_ip": cluster.dns_service_ip,
-        "nodes": [{"name": n.name, "index": n.index, "ip": n.ip, "pod_cidr": n.pod_cidr} for n in cluster.nodes],
+        "nodes": [{"name": n.name, "index": n.index, "ip": n.ip, "pod_cidr": n.pod_cidr, **({"provider_id": aws_ids[n.name]} if n.name in aws_ids else {})}
+                  for n in cluster.nodes],
         "pods": [{"namespace": p.namespace, "name": p.name, "node": p.node, "image": p.image, "labels": dict(p.labels),
                   "env": dict(p.env), "ip": p.ip, "log_path": p.log_path} for p in cluster.pods],
         "objects": scenario_cluster.get("objects") or [],

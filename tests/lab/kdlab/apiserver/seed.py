@@ -85,7 +85,7 @@ def node_object(cluster: dict, node: dict, version: str, runtime: str) -> dict:
     return {"apiVersion": "v1", "kind": "Node", "metadata": _meta(node["name"], labels=labels, annotations={
         "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}),
         "spec": {"podCIDR": node["pod_cidr"], "podCIDRs": [node["pod_cidr"]],
-                 "providerID": provider_id(provider, cluster["name"], node["name"], node.get("index", 0))},
+                 "providerID": node.get("provider_id") or provider_id(provider, cluster["name"], node["name"], node.get("index", 0))},
         "status": {"addresses": addresses, "conditions": [
             {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"},
             {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
