@@ -8,7 +8,8 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import strip_invocations
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict.inputs import verdict_input_problem
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import FIX_ORDER, VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import FIX_ORDER, HEALTHY
 from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 
@@ -33,5 +34,5 @@ class ActionModule(ControllerAction):
         except VerdictError as exc:
             raise AnsibleActionFail(f"cannot conclude: {exc}") from None
         causes = {cause for verdict in verdicts for cause in verdict["root_causes"]}
-        return {"changed": False, "pods": verdicts, "root_causes": [c for c in (*FIX_ORDER, "healthy") if c in causes],
+        return {"changed": False, "pods": verdicts, "root_causes": [c for c in (*FIX_ORDER, HEALTHY.id) if c in causes],
                 "healthy": all(v["healthy"] for v in verdicts), "facts": facts}

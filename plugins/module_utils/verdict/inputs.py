@@ -5,7 +5,8 @@ written or truncated result would otherwise end in a bare ``KeyError: 'port'``. 
 when the shapes are right, else one sentence naming the first wrong part (``pod_probes[0].targets[1]: no port``) and what to pass.
 """
 
-CHECK_STATUSES = ("ok", "fail", "error", "skipped")
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import CHECK_STATUSES
+
 HINT = "pass the registered kubediag.egress.pod_probe results (its .results) unchanged"
 
 
