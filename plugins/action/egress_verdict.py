@@ -9,19 +9,14 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import strip_invocations
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict.inputs import verdict_input_problem
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import argument_spec
 from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import FIX_ORDER, HEALTHY
 from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 
 class ActionModule(ControllerAction):
-    ARGUMENT_SPEC: ClassVar[dict] = {
-        "pod_probes": {"type": "list", "elements": "raw", "required": True},
-        "netpol": {"type": "list", "elements": "dict", "default": []},
-        "coredns": {"type": "raw"},
-        "cluster_network": {"type": "raw"},
-        "mesh": {"type": "list", "elements": "dict", "default": []},
-        "pods": {"type": "list", "elements": "dict", "default": []},
-    }
+    # One option per fact source (verdict/sources.py): a new source is a row there, not an edit here.
+    ARGUMENT_SPEC: ClassVar[dict] = argument_spec()
 
     def act(self, args):
         facts = strip_invocations(dict(args))

@@ -13,6 +13,7 @@ facts dict per pod and evaluates each. Plain Python, stdlib only, no I/O.
 
 import ipaddress
 
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import facts_for_pods, read_sources, skipped
 from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import (
     FIX_ORDER,
     HEALTHY,
@@ -29,10 +30,6 @@ METADATA_CIDR = "169.254.169.254/32"
 
 class VerdictError(ValueError):
     """The facts are not shaped as the fact modules return them; str() names the part."""
-
-
-def _skipped(result):
-    return not isinstance(result, dict) or result.get("skipped") or result.get("failed")
 
 
 def _unprobed_pod(result):
@@ -169,11 +166,10 @@ class Context:
         self.node_not_probed_reason = node_facts.get("not_probed_reason") if isinstance(node_facts, dict) and self.node is None else None
         self.pod_info = probe_facts.get("pod") or {}
         self.ref = f"{self.pod_info.get('namespace')}/{self.pod_info.get('name')}"
-        self.labels = (facts.get("pod") or {}).get("labels") or {}
-        self.netpol = None if _skipped(facts.get("netpol")) else facts["netpol"]
-        self.coredns = None if _skipped(facts.get("coredns")) else facts["coredns"]
-        self.cluster_network = None if _skipped(facts.get("cluster_network")) else facts["cluster_network"]
-        self.mesh = [m for m in facts.get("mesh") or [] if not _skipped(m)]
+        self.sources = read_sources(facts)
+        self.labels = (self.sources["pod"] or {}).get("labels") or {}
+        self.netpol, self.coredns = self.sources["netpol"], self.sources["coredns"]
+        self.cluster_network, self.mesh = self.sources["cluster_network"], self.sources["mesh"]
         self.targets = [Target(t, self.pod, self.node) for t in probe_facts.get("targets") or [] if isinstance(t, dict) and "url" in t]
         self.findings = {}
         self.not_checked = []
@@ -186,6 +182,10 @@ class Context:
             existing["evidence"] += [e for e in evidence if e and e not in existing["evidence"]]
             return
         self.findings[cause_id] = Finding(cause_id, summary, evidence, remediation, targets, not_checked, severity)
+
+    def source(self, name):
+        """A fact source by its name in verdict/sources.py (None, or [] for a list source, when it did not run)."""
+        return self.sources[name]
 
     def node_evidence(self, target):
         if self.node is None:
@@ -732,19 +732,10 @@ def _pod_ref(result):
 
 
 def evaluate_cluster(bundle):
-    """One verdict per pod from what the diagnose role registered: pod_probes, netpol, coredns, cluster_network, mesh, pods."""
+    """One verdict per pod from what the diagnose role registered: the egress_verdict options of verdict/sources.py."""
     if not isinstance(bundle, dict):
         raise VerdictError("the facts bundle must be a mapping")
-    probes = [p for p in bundle.get("pod_probes") or [] if not _skipped(p) or _unprobed_pod(p)]
+    probes = [p for p in bundle.get("pod_probes") or [] if not skipped(p) or _unprobed_pod(p)]
     if not probes:
         raise VerdictError("pod_probes holds no pod_probe result: run kubediag.egress.pod_probe first and pass its registered results")
-    netpol = {n.get("source"): n for n in bundle.get("netpol") or [] if not _skipped(n)}
-    pods = {p.get("ref") or f"{p.get('namespace')}/{p.get('name')}": p for p in bundle.get("pods") or [] if isinstance(p, dict)}
-    verdicts = []
-    for probe in probes:
-        ref = _pod_ref(probe)
-        mesh = [m for m in bundle.get("mesh") or [] if isinstance(m, dict) and not _skipped(m)
-                and f"{(m.get('item') or m).get('namespace')}/{(m.get('item') or m).get('pod')}" == ref]
-        verdicts.append(evaluate_pod({"pod_probe": probe, "netpol": netpol.get(ref), "coredns": bundle.get("coredns"),
-                                      "cluster_network": bundle.get("cluster_network"), "mesh": mesh, "pod": pods.get(ref)}))
-    return verdicts
+    return [evaluate_pod(facts) for facts in facts_for_pods(bundle, probes, _pod_ref)]
