@@ -2,7 +2,7 @@
 
 ``shape_problems(module, result)`` lists every place where the result disagrees with the module's RETURN: a documented
 key of the wrong type, or a key that is not documented at a level whose keys are documented (``contains:``). A level
-without ``contains`` is described in words only and not looked into. ``OPEN`` lists the levels whose keys depend on the
+without ``contains`` is described in words only and not looked into. ``OPEN`` lists the levels (at any depth) whose keys depend on the
 check's kind (documented: the keys the verdict reads; the rest in docs/pod_probe.md): extra keys are allowed there.
 
 ``undocumented_reads(module, paths)`` lists the key paths (``checks[].details.http_code``) that a reader uses but the
@@ -14,17 +14,17 @@ import importlib
 
 import yaml
 
+
+def _among(shape, levels):
+    """Whether a documented path is one of levels, at the top or nested (a pod's node, a pods entry: ``results[].node.checks[].details``)."""
+    return any(shape == level or shape.endswith("." + level) for level in levels)
+
+
 # What Ansible adds to every result, or to a result registered in a loop or skipped: not the module's contract.
 ANSIBLE_KEYS = frozenset({"changed", "failed", "msg", "invocation", "skipped", "skip_reason", "false_condition", "item", "ansible_loop_var",
                           "_ansible_no_log", "_ansible_item_label", "warnings", "deprecations", "exception", "attempts"})
-OPEN = {
-    "pod_probe": {"checks[].details", "checks[].params", "node.checks[].details", "node.checks[].params",
-                  "results[].checks[].details", "results[].checks[].params"},
-}
-MAPS = {
-    "pod_probe": {"environment.tools", "proxy_env.details.variables", "node.environment.tools", "node.proxy_env.details.variables"},
-    "coredns_info": {"logs.classes"},
-}
+OPEN = {"pod_probe": ("checks[].details", "checks[].params")}
+MAPS = {"pod_probe": ("environment.tools", "environment.interface_mtu", "proxy_env.details.variables"), "coredns_info": ("logs.classes",)}
 TYPES = {"str": (str,), "bool": (bool,), "int": (int,), "float": (int, float), "list": (list,), "dict": (dict,)}
 
 
@@ -63,7 +63,7 @@ def _level(value, contains, shape, where, module, problems):
     for key, item in value.items():
         if key in contains:
             _check(item, contains[key], f"{shape}.{key}", f"{where}.{key}", module, problems)
-        elif shape not in OPEN.get(module, ()):
+        elif not _among(shape, OPEN.get(module, ())):
             problems.append(f"{where}.{key}: not documented (RETURN of {module})")
 
 
@@ -87,7 +87,7 @@ def undocumented_reads(module, paths):
         level, walked = doc, ""
         for part in path.split("."):
             key = part.removesuffix("[]")
-            if walked in MAPS.get(module, ()):
+            if walked and _among(walked, MAPS.get(module, ())):
                 break
             if level is None or key not in level:
                 missing.append(path)
