@@ -7,7 +7,7 @@ it as ``ctx.source(name)``. Only the diagnose role still has to gather it and pa
 
 Scopes:
 - ``pods``: one result per pod, the pods the verdict is about (pod_probe);
-- ``part``: a key of another source's result (the node's probe rides in the pod's probe result);
+- ``part``: the key of that name in another source's result (the node's probe rides in the pod's probe result);
 - ``cluster``: one result for the cluster, the same for every pod;
 - ``per_pod``: a list with at most one entry per pod, found by ``pod_of(entry) == "namespace/name"``;
 - ``per_pod_all``: a list, every entry whose ``pod_of(entry)`` is the pod's (mesh: one per pod and target).
@@ -15,7 +15,7 @@ Scopes:
 
 from collections import namedtuple
 
-Source = namedtuple("Source", "name option module scope pod_of part_of what", defaults=(None, None, ""))
+Source = namedtuple("Source", "name option module scope pod_of part_of", defaults=(None, None))
 
 
 def _item(entry):
@@ -28,19 +28,14 @@ def _ref(namespace, name):
 
 
 SOURCES = (
-    Source("pod_probe", "pod_probes", "pod_probe", "pods", what="the checks run in each pod"),
-    Source("node", None, "pod_probe", "part", part_of="pod_probe", what="the same checks from the pod's node (a hostNetwork debug pod)"),
-    Source("pod", "pods", "egress_pods_info", "per_pod", pod_of=lambda e: e.get("ref") or _ref(e.get("namespace"), e.get("name")),
-           what="the pod's labels (the proposed NetworkPolicy selects them)"),
-    Source("netpol", "netpol", "netpol_egress_info", "per_pod", pod_of=lambda e: e.get("source"),
-           what="the NetworkPolicies selecting the pod, evaluated for the addresses it resolved"),
-    Source("coredns", "coredns", "coredns_info", "cluster", what="the Corefile, CoreDNS pods, logs and upstreams"),
-    Source("cluster_network", "cluster_network", "cluster_network_info", "cluster",
-           what="CNI, kube-proxy, ip-masq-agent, the pod/service/VPC ranges, SNAT towards the first address"),
-    Source("mesh", "mesh", "mesh_egress_info", "per_pod_all", pod_of=lambda e: _ref(_item(e).get("namespace"), _item(e).get("pod")),
-           what="Istio's outbound policy and ServiceEntries, per pod and target"),
+    Source("pod_probe", "pod_probes", "pod_probe", "pods"),
+    Source("node", None, "pod_probe", "part", part_of="pod_probe"),
+    Source("pod", "pods", "egress_pods_info", "per_pod", pod_of=lambda e: e.get("ref") or _ref(e.get("namespace"), e.get("name"))),
+    Source("netpol", "netpol", "netpol_egress_info", "per_pod", pod_of=lambda e: e.get("source")),
+    Source("coredns", "coredns", "coredns_info", "cluster"),
+    Source("cluster_network", "cluster_network", "cluster_network_info", "cluster"),
+    Source("mesh", "mesh", "mesh_egress_info", "per_pod_all", pod_of=lambda e: _ref(_item(e).get("namespace"), _item(e).get("pod"))),
 )
-BY_NAME = {source.name: source for source in SOURCES}
 LIST_SCOPES = ("pods", "per_pod", "per_pod_all")
 
 

@@ -94,7 +94,7 @@ def test_a_source_of_the_wrong_shape_is_named(option, value, message):
     assert verdict_input_problem(facts) == message
 
 
-CLOUD = sources.Source("cloud", "cloud", "aws_egress_info", "cluster", what="the node's cloud egress path")
+CLOUD = sources.Source("cloud", "cloud", "aws_egress_info", "cluster")
 
 
 def test_a_new_source_is_one_row(monkeypatch):
