@@ -441,7 +441,8 @@ def rule_proxy(ctx):
         if through_proxy and _no_answer(target, ctx.pod) and not ctx.pod.any_external_ok():
             proxy = through_proxy["params"].get("proxy")
             ranges = ctx.cluster_ranges()
-            no_proxy = ",".join([*_cluster_suffixes(ctx), "localhost", "127.0.0.1", METADATA_CIDR.split("/")[0], *ranges["pod"], *ranges["service"]])
+            metadata_ip = str(ipaddress.ip_network(METADATA_CIDR).network_address)
+            no_proxy = ",".join([*_cluster_suffixes(ctx), "localhost", "127.0.0.1", metadata_ip, *ranges["pod"], *ranges["service"]])
             unknown = _unknown_ranges(ctx, ranges, ("pod", "service"))
             ctx.add("proxy.missing_config", f"direct egress is blocked but the proxy {proxy} works, and {ctx.ref} has no proxy environment",
                     [_quote(target.main()), _quote(through_proxy), "the container environment has no HTTP(S)_PROXY variable",
