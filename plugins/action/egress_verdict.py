@@ -8,19 +8,15 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.plan import strip_invocations
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict.inputs import verdict_input_problem
-from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import FIX_ORDER, VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.rules import VerdictError, evaluate_cluster
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import argument_spec
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import FIX_ORDER, HEALTHY
 from ansible_collections.kubediag.egress.plugins.plugin_utils.controller_action import ControllerAction
 
 
 class ActionModule(ControllerAction):
-    ARGUMENT_SPEC: ClassVar[dict] = {
-        "pod_probes": {"type": "list", "elements": "raw", "required": True},
-        "netpol": {"type": "list", "elements": "dict", "default": []},
-        "coredns": {"type": "raw"},
-        "cluster_network": {"type": "raw"},
-        "mesh": {"type": "list", "elements": "dict", "default": []},
-        "pods": {"type": "list", "elements": "dict", "default": []},
-    }
+    # One option per fact source (verdict/sources.py): a new source is a row there, not an edit here.
+    ARGUMENT_SPEC: ClassVar[dict] = argument_spec()
 
     def act(self, args):
         facts = strip_invocations(dict(args))
@@ -33,5 +29,5 @@ class ActionModule(ControllerAction):
         except VerdictError as exc:
             raise AnsibleActionFail(f"cannot conclude: {exc}") from None
         causes = {cause for verdict in verdicts for cause in verdict["root_causes"]}
-        return {"changed": False, "pods": verdicts, "root_causes": [c for c in (*FIX_ORDER, "healthy") if c in causes],
+        return {"changed": False, "pods": verdicts, "root_causes": [c for c in (*FIX_ORDER, HEALTHY.id) if c in causes],
                 "healthy": all(v["healthy"] for v in verdicts), "facts": facts}

@@ -100,6 +100,13 @@ not_checked:
   returned: always
   type: dict
   sample: {reason: access_denied, message: "AWS denied ec2:DescribeNetworkAcls (UnauthorizedOperation): allow it for this identity"}
+  contains:
+    reason:
+      description: C(no_credentials), C(access_denied), C(unreachable), C(not_found) or C(error).
+      type: str
+    message:
+      description: What happened and what to do.
+      type: str
 instance_id:
   description: The instance the path was read for.
   returned: always
@@ -115,6 +122,11 @@ vpc_id:
   returned: when checked
   type: str
   sample: vpc-0abc
+subnet_id:
+  description: The instance's subnet.
+  returned: when checked
+  type: str
+  sample: subnet-0node
 paths:
   description:
     - One per destination, C({destination, result, source, hops, blocking, egress_ips}). C(result) is C(allow), C(deny) or
@@ -134,6 +146,74 @@ paths:
            detail: "no egress rule of sg-0node allows tcp 443 to 198.51.100.10/32", fix: "add an egress rule to sg-0node: tcp 443 to 198.51.100.10/32"}
       blocking: []
       egress_ips: [203.0.113.10]
+  contains:
+    destination:
+      description: The destination evaluated, C({ip, port, protocol}).
+      type: dict
+      contains:
+        ip:
+          description: Its address.
+          type: str
+        port:
+          description: Its port, null for every port.
+          type: int
+        protocol:
+          description: C(tcp), C(udp), C(icmp) or C(all).
+          type: str
+    result:
+      description: C(allow), C(deny) or C(unknown).
+      type: str
+    source:
+      description: Where the traffic leaves from, C({eni, ip, subnet, why}).
+      type: dict
+      contains:
+        eni:
+          description: The network interface whose security groups apply.
+          type: str
+        ip:
+          description: The source address AWS sees.
+          type: str
+        subnet:
+          description: The subnet whose NACL and route table apply.
+          type: str
+        why:
+          description: Why this interface (the node's, SNAT; or the pod's own).
+          type: str
+    hops:
+      description: Each hop in path order.
+      type: list
+      elements: dict
+      contains: &hop
+        hop:
+          description: C(security_group), C(network_acl), C(route_table), C(nat_gateway), C(internet_gateway)...
+          type: str
+        result:
+          description: C(allow), C(deny), C(partial) or C(unknown).
+          type: str
+        object:
+          description: The AWS object that decides (C(sg-...), C(acl-...), C(rtb-...), C(nat-...)).
+          type: str
+        rule:
+          description: The rule or route that decides, as text; null when none matched.
+          type: str
+        code:
+          description: A stable code in the style of AWS Reachability Analyzer (C(ENI_SG_RULES_MISMATCH), C(BAD_STATE_ROUTE)...), null when allowed.
+          type: str
+        detail:
+          description: One sentence.
+          type: str
+        fix:
+          description: What to change, null when nothing.
+          type: str
+    blocking:
+      description: The hops that deny or are partial, as in RV(paths.hops).
+      type: list
+      elements: dict
+      contains: *hop
+    egress_ips:
+      description: The public addresses this path leaves with.
+      type: list
+      elements: str
 egress_ips:
   description: The public addresses the traffic leaves with (the NAT gateway's or the node's public IP), what an endpoint must allow-list.
   returned: always

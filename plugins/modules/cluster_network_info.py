@@ -87,6 +87,24 @@ cidrs:
   returned: always
   type: dict
   sample: {pod_cidrs: [{cidr: 10.244.0.0/24, sources: [node spec.podCIDRs]}], service_cidrs: []}
+  contains:
+    pod_cidrs:
+      description: The pod ranges (nodes' spec.podCIDRs, kube-proxy clusterCIDR, controller-manager --cluster-cidr, kubeadm podSubnet).
+      type: list
+      elements: dict
+      contains: &cidr
+        cidr:
+          description: The range, normalised.
+          type: str
+        sources:
+          description: Where it was read.
+          type: list
+          elements: str
+    service_cidrs:
+      description: The Service ranges (kube-apiserver --service-cluster-ip-range, kubeadm serviceSubnet); empty when neither is readable.
+      type: list
+      elements: dict
+      contains: *cidr
 vpc_cidrs:
   description: The O(vpc_cidrs) given, normalised.
   returned: always
@@ -106,12 +124,53 @@ snat:
   returned: when O(destination) is given
   type: dict
   sample: {destination: 203.0.113.10, ip: 203.0.113.10, snat: false, by: GKE Dataplane V2, mechanisms: [], reasons: []}
+  contains:
+    destination:
+      description: O(destination) as given.
+      type: str
+    ip:
+      description: The address decided for.
+      type: str
+    snat:
+      description: True when pod traffic to it is source-NATed, false when it leaves with the pod IP, null when unknown.
+      type: bool
+    by:
+      description: The mechanism that SNATs, or the one that declines.
+      type: str
+    mechanisms:
+      description: Each mechanism considered, C({name, snat, reason}).
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: kube-proxy, ip-masq-agent, the CNI...
+          type: str
+        snat:
+          description: Its decision (true, false, null when it cannot tell).
+          type: bool
+        reason:
+          description: Why, naming the setting.
+          type: str
+    reasons:
+      description: Sentences explaining the decision.
+      type: list
+      elements: str
 not_checked:
   description: What could not be read, C({what, reason, message}); reason is C(not_installed) or C(forbidden).
   returned: always
   type: list
   elements: dict
   sample: [{what: ippools.crd.projectcalico.org, reason: not_installed, message: "IPPool ... is not served by this cluster (no CRD)"}]
+  contains:
+    what:
+      description: The object or request.
+      type: str
+    reason:
+      description: C(not_installed) or C(forbidden).
+      type: str
+    message:
+      description: What happened, and what it means for the answer.
+      type: str
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.network import read_cluster_network, snat_answer  # noqa: E402

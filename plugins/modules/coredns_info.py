@@ -95,12 +95,71 @@ forward:
   returned: always
   type: dict
   sample: {zone: ".", plugin: forward, from: ".", upstreams: [{raw: 192.0.2.99, kind: address, transport: dns, ip: 192.0.2.99, port: 53}]}
+  contains:
+    zone:
+      description: The server block's zone that serves external names.
+      type: str
+    server_line:
+      description: The line of that server block.
+      type: int
+    plugin:
+      description: C(forward) or C(proxy), null when the block forwards nothing.
+      type: str
+    from:
+      description: The zone the forward applies to.
+      type: str
+    line:
+      description: The Corefile line of the forward plugin.
+      type: int
+    upstreams:
+      description: The targets, each as in RV(upstreams).
+      type: list
+      elements: dict
+      contains: &upstream
+        raw:
+          description: The target as written in the Corefile.
+          type: str
+        kind:
+          description: C(address), C(resolv_conf) (the node's resolvers), C(file), C(placeholder) or C(invalid).
+          type: str
+        ip:
+          description: C(address), the IP address.
+          type: str
+        port:
+          description: C(address), the port.
+          type: int
+        transport:
+          description: C(address), C(dns), C(tls), C(grpc)...
+          type: str
+        path:
+          description: C(resolv_conf) and C(file), the file read.
+          type: str
+        meaning:
+          description: C(resolv_conf) and C(placeholder), what it stands for.
+          type: str
+        problem:
+          description: C(invalid), why CoreDNS refuses it.
+          type: str
+    options:
+      description: The forward options with their defaults (policy, max_fails, expire, health_check, force_tcp...).
+      type: dict
+    explicit_options:
+      description: The options written in the Corefile.
+      type: list
+      elements: str
+    unknown_options:
+      description: Options CoreDNS would refuse, with their arguments.
+      type: dict
+    uses_node_resolv_conf:
+      description: True when it forwards to the node's resolv.conf.
+      type: bool
 upstreams:
   description: The upstreams external names go to, C({raw, kind, ip, port, transport}); kind C(resolv_conf) means the node's resolvers.
   returned: always
   type: list
   elements: dict
   sample: [{raw: 192.0.2.99, kind: address, transport: dns, ip: 192.0.2.99, port: 53}]
+  contains: *upstream
 kube_dns:
   description: The legacy kube-dns ConfigMap read (C(upstream_nameservers), C(stub_domains), C(uses_node_resolv_conf)), null when absent.
   returned: always
@@ -117,6 +176,25 @@ pods:
   type: list
   elements: dict
   sample: [{pod: kube-system/coredns-5d78c9869d-abcde, node: node-1, ip: 10.244.0.2, phase: Running, ready: true, restarts: 0}]
+  contains:
+    pod:
+      description: The pod, C(namespace/name).
+      type: str
+    node:
+      description: The node it runs on.
+      type: str
+    ip:
+      description: Its IP address.
+      type: str
+    phase:
+      description: Its phase (C(Running), C(Pending)...).
+      type: str
+    ready:
+      description: Whether every container is ready.
+      type: bool
+    restarts:
+      description: Container restarts, summed.
+      type: int
 pods_ready:
   description: True when there is at least one DNS pod and every one is ready.
   returned: always
@@ -133,6 +211,31 @@ logs:
     dominant_error: upstream_timeout
     upstreams_in_errors: [{address: "192.0.2.99:53", count: 14}]
     per_pod: [{pod: kube-system/coredns-5d78c9869d-abcde, lines: 200, dominant_error: upstream_timeout, error_counts: {upstream_timeout: 14}}]
+  contains:
+    lines:
+      description: Log lines read, over every DNS pod.
+      type: int
+    classes:
+      description: Each log class (upstream_timeout, servfail, loop...) to C({count, examples}), examples being a few of its lines.
+      type: dict
+    dominant_error:
+      description: The error class with the most lines, null when there is none.
+      type: str
+    upstreams_in_errors:
+      description: The upstream addresses named in error lines, C({address, count}), most frequent first.
+      type: list
+      elements: dict
+    nxdomain_names:
+      description: Names answered NXDOMAIN, to how often.
+      type: dict
+    loop_zones:
+      description: Zones the loop plugin detected a forwarding loop for.
+      type: list
+      elements: str
+    per_pod:
+      description: Per DNS pod, C({pod, lines, dominant_error, error_counts}).
+      type: list
+      elements: dict
 upstream_probes:
   description:
     - One C({upstream, ip, port, answered, status, tool, detail}) per upstream when O(probe_upstream=true), else empty.
@@ -142,12 +245,44 @@ upstream_probes:
   type: list
   elements: dict
   sample: [{upstream: 192.0.2.99, ip: 192.0.2.99, port: 53, answered: false, status: timeout, tool: dig, detail: ";; no servers could be reached"}]
+  contains:
+    upstream:
+      description: The upstream as written in the Corefile.
+      type: str
+    ip:
+      description: Its address, null when it is not one.
+      type: str
+    port:
+      description: Its port, null when it is not an address.
+      type: int
+    answered:
+      description: True when it replied at all, false on timeout or unreachable, null when not probed or no tool ran.
+      type: bool
+    status:
+      description: The rcode it answered, or C(timeout), C(unreachable), C(error), C(not_probed), C(not_run).
+      type: str
+    tool:
+      description: C(dig) or C(nslookup), null when none ran.
+      type: str
+    detail:
+      description: The tool's last lines, or why it was not probed.
+      type: str
 not_checked:
   description: What could not be read, C({what, reason, message}); reason is C(forbidden), C(unavailable) or C(not_installed).
   returned: always
   type: list
   elements: dict
   sample: []
+  contains:
+    what:
+      description: The object or request.
+      type: str
+    reason:
+      description: C(forbidden), C(unavailable) or C(not_installed).
+      type: str
+    message:
+      description: What happened, and what it means for the answer.
+      type: str
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.coredns import probe_upstreams, read_coredns  # noqa: E402

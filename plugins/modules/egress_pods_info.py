@@ -46,6 +46,35 @@ pods:
   elements: dict
   sample: [{"namespace": "shop", "name": "web", "ref": "shop/web", "node": "node-1", "ip": "10.244.0.3", "phase": "Running",
             "labels": {"app": "web"}, "containers": ["web"], "ready": true}]
+  contains:
+    namespace:
+      description: The pod's namespace.
+      type: str
+    name:
+      description: The pod's name.
+      type: str
+    ref:
+      description: C(namespace/name), how the other modules' results name the pod.
+      type: str
+    node:
+      description: The node it runs on.
+      type: str
+    ip:
+      description: Its IP address.
+      type: str
+    phase:
+      description: Its phase (C(Running); other pods are left out, see RV(notes)).
+      type: str
+    labels:
+      description: Its labels (a proposed NetworkPolicy selects them).
+      type: dict
+    containers:
+      description: Its container names, in order.
+      type: list
+      elements: str
+    ready:
+      description: Whether every container is ready.
+      type: bool
 reference:
   description: How O(pod) was read, C({namespace, kind, name, workload_kind, selector}); kind is C(pod), C(workload) or C(selector).
   returned: always

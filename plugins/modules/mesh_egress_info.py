@@ -98,6 +98,37 @@ matching_service_entries:
   type: list
   elements: dict
   sample: []
+  contains:
+    name:
+      description: The ServiceEntry's name.
+      type: str
+    namespace:
+      description: Its namespace.
+      type: str
+    hosts:
+      description: Its hosts.
+      type: list
+      elements: str
+    matched_host:
+      description: The host (or wildcard) that covers the destination.
+      type: str
+    port:
+      description: The port entry that covers it.
+      type: dict
+    location:
+      description: C(MESH_EXTERNAL) or C(MESH_INTERNAL).
+      type: str
+    resolution:
+      description: C(DNS), C(STATIC), C(NONE)...
+      type: str
+    export_to:
+      description: The namespaces it is exported to.
+      type: list
+      elements: str
+    warnings:
+      description: What may still keep the traffic from working.
+      type: list
+      elements: str
 near_misses:
   description: Why ServiceEntries naming the host do not apply (wrong port, not exported, not imported by the Sidecar).
   returned: always
@@ -133,6 +164,16 @@ not_checked:
   type: list
   elements: dict
   sample: []
+  contains:
+    what:
+      description: The kind or object.
+      type: str
+    reason:
+      description: C(not_installed) or C(forbidden).
+      type: str
+    message:
+      description: What happened, and what it means for the answer.
+      type: str
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import classify_ip  # noqa: E402

@@ -195,6 +195,34 @@ dns:
     targets: [kube-system/coredns-5d78c9869d-abcde]
     checks: []
     reasons: ["UDP 53 to all cluster DNS pods is blocked (e.g. kube-system/coredns-5d78c9869d-abcde: no egress rule of shop/web-egress allows ...)"]
+  contains:
+    checked:
+      description: Whether DNS was evaluated.
+      type: bool
+    allowed:
+      description: True when UDP and TCP 53 reach every DNS pod, false when one is blocked, null when not checked.
+      type: bool
+    udp_allowed:
+      description: The same for UDP 53 only.
+      type: bool
+    tcp_allowed:
+      description: The same for TCP 53 only.
+      type: bool
+    source:
+      description: The source pod, C(namespace/name).
+      type: str
+    targets:
+      description: The DNS pods evaluated, C(namespace/name).
+      type: list
+      elements: str
+    checks:
+      description: One C({destination, protocol, port, allowed, tier, reasons}) per DNS pod and protocol.
+      type: list
+      elements: dict
+    reasons:
+      description: Sentences naming what blocks DNS, or why it was not checked.
+      type: list
+      elements: str
 policies_selecting:
   description: Every policy of any kind whose subject includes the pod, with the directions it covers.
   returned: always
@@ -216,6 +244,16 @@ not_checked:
   type: list
   elements: dict
   sample: [{what: ciliumnetworkpolicies.cilium.io, reason: not_installed, message: "CiliumNetworkPolicy ... is not served by this cluster (no CRD)"}]
+  contains:
+    what:
+      description: The kind or object.
+      type: str
+    reason:
+      description: C(not_installed), C(forbidden) or C(invalid).
+      type: str
+    message:
+      description: What happened, and what it means for the answer.
+      type: str
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import parse_destinations  # noqa: E402

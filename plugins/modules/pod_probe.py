@@ -192,60 +192,191 @@ changed:
   returned: always
   type: bool
   sample: false
-probed:
+probed: &probed
   description: Whether the checks ran. False when the container has no shell and no debug container was allowed.
   returned: always
   type: bool
   sample: true
-not_probed_reason:
+not_probed_reason: &not_probed_reason
   description: Why nothing ran and what to allow, when RV(probed) is false.
   returned: when probed is false
   type: str
   sample: "container 'app' of pod shop/static has no shell ... set debug_container: true ..."
-pod:
+pod: &pod
   description: The pod probed from.
   returned: always
   type: dict
   sample: {namespace: shop, name: web, container: app, node: node-1, ip: 10.244.0.3}
-runner:
+  contains:
+    namespace:
+      description: The pod's namespace.
+      type: str
+    name:
+      description: The pod's name.
+      type: str
+    container:
+      description: The container probed from (null when it could not be chosen).
+      type: str
+    node:
+      description: The node the pod runs on, null when it is not scheduled.
+      type: str
+    ip:
+      description: The pod's IP address, null when it has none yet.
+      type: str
+runner: &runner
   description:
     - How the checks ran. C(mode) is C(exec), C(ephemeral_container), C(node_debug_pod) or C(none).
   returned: always
   type: dict
   sample: {mode: exec, container: app, image: null}
-environment:
+  contains:
+    mode:
+      description: C(exec), C(ephemeral_container), C(node_debug_pod) or C(none).
+      type: str
+    container:
+      description: The container the checks ran in (the debug container's name for C(ephemeral_container)).
+      type: str
+    target_container:
+      description: With C(ephemeral_container), the container whose namespaces the debug container joined.
+      type: str
+    image:
+      description: The debug image used, null for C(exec).
+      type: str
+    node:
+      description: For a node probe, the node.
+      type: str
+    pod:
+      description: For a node probe, the debug pod (C(namespace/name)); it is deleted at the end.
+      type: str
+environment: &environment
   description:
     - What the container has. C(tools) maps each tool found to C({path, version, flavor}) (flavor busybox, bind, iputils,
       openbsd, gnu...); C(timeout_mode) is how checks are bounded (gnu, old, watchdog, none); C(interface_mtu) maps interfaces to MTUs.
   returned: when probed
   type: dict
   sample: {tools: {curl: {path: /usr/bin/curl, version: curl, flavor: curl}}, timeout_mode: gnu, shell: sh, interface_mtu: {eth0: 1500}}
-resolv_conf:
+  contains:
+    tools:
+      description: Tool name to C({path, version, flavor}), for each tool found.
+      type: dict
+    timeout_mode:
+      description: How checks are bounded, C(gnu), C(old), C(watchdog) or C(none).
+      type: str
+    shell:
+      description: C(bash) when the script ran under bash, else empty.
+      type: str
+    interface_mtu:
+      description: Interface name to its MTU.
+      type: dict
+resolv_conf: &resolv_conf
   description:
     - The pod's C(/etc/resolv.conf) as a fact (C(status), C(error_class) missing, no_nameserver or not_cluster_dns, C(summary),
       C(details) with nameservers, search, ndots, options, cluster_dns_ip, nameserver_is_cluster_dns, evidence).
   returned: when probed
   type: dict
   sample: {status: ok, error_class: null, summary: "nameserver 10.96.0.10, search ...", details: {nameservers: [10.96.0.10], ndots: 5}}
-hosts_file:
+  contains:
+    status:
+      description: C(ok) or C(fail).
+      type: str
+    error_class:
+      description: C(missing), C(no_nameserver) or C(not_cluster_dns); null when ok.
+      type: str
+    summary:
+      description: One sentence.
+      type: str
+    details:
+      description: What was read.
+      type: dict
+      contains:
+        nameservers:
+          description: The nameserver lines, in order.
+          type: list
+          elements: str
+        search:
+          description: The search domains (the cluster domain is the last C(svc.<domain>) suffix's rest).
+          type: list
+          elements: str
+        ndots:
+          description: The ndots option (1 when not set), null when the file is missing.
+          type: int
+        options:
+          description: Every option word.
+          type: list
+          elements: str
+        cluster_dns_ip:
+          description: The cluster DNS Service IP compared with, null when unknown.
+          type: str
+        nameserver_is_cluster_dns:
+          description: Whether the first nameserver is the cluster DNS; null when the cluster DNS IP is unknown.
+          type: bool
+        evidence:
+          description: The file's lines.
+          type: str
+hosts_file: &hosts_file
   description: The lines of the container's C(/etc/hosts) (entries there override DNS), null when missing.
   returned: when probed
   type: list
   elements: str
   sample: ["127.0.0.1 localhost"]
-ca_bundle:
+ca_bundle: &ca_bundle
   description: Whether a CA bundle is present (C(details.bundles) lists C({path, certificates})).
   returned: when probed
   type: dict
   sample: {status: ok, summary: CA bundle /etc/ssl/certs/ca-certificates.crt with 140 certificates}
-proxy_env:
+  contains:
+    status:
+      description: C(ok) when a bundle with certificates exists, else C(fail).
+      type: str
+    error_class:
+      description: C(missing), or null.
+      type: str
+    summary:
+      description: One sentence naming the bundle used.
+      type: str
+    details:
+      description: C(bundles) (each C({path, certificates})) and the C(ssl_cert_file), C(ssl_cert_dir), C(curl_ca_bundle) variables.
+      type: dict
+proxy_env: &proxy_env
   description:
     - Proxy variables of the container (any case) in C(details.variables), and the effective C(http_proxy), C(https_proxy),
       C(all_proxy), C(no_proxy) as curl reads them.
   returned: when probed
   type: dict
   sample: {status: ok, details: {variables: {HTTPS_PROXY: "http://proxy.corp:3128"}, https_proxy: "http://proxy.corp:3128"}}
-checks:
+  contains:
+    status:
+      description: Always C(ok) (the variables are facts, not a failure).
+      type: str
+    error_class:
+      description: Always null.
+      type: str
+    summary:
+      description: One sentence naming the variables set.
+      type: str
+    details:
+      description: The variables and their effect.
+      type: dict
+      contains:
+        variables:
+          description: Every variable whose name contains C(proxy), any case, to its value (credentials redacted).
+          type: dict
+        http_proxy:
+          description: The proxy curl uses for http URLs (only the lowercase variable), or null.
+          type: str
+        https_proxy:
+          description: The proxy curl uses for https URLs, or null.
+          type: str
+        all_proxy:
+          description: The fallback proxy, or null.
+          type: str
+        no_proxy:
+          description: The hosts reached directly, or null.
+          type: str
+        uppercase_http_proxy_ignored:
+          description: True when only C(HTTP_PROXY) is set, which curl ignores.
+          type: bool
+checks: &checks
   description:
     - One entry per check, C({id, kind, target, tool, params, status, error_class, summary, details, evidence, duration_ms, exit_code}).
     - C(kind) is dns, icmp, tcp, udp, http, tls, mtu, proxy or egress_ip. C(status) is ok, fail (the network said no), error
@@ -264,17 +395,230 @@ checks:
       summary: "HTTPS https://api.example.test/health: timed out during connect"
       details: {http_code: null, time_connect: 0.0, timeout_stage: connect, curl_exit: 28}
       duration_ms: 5120
-targets:
+  contains:
+    id:
+      description: C(<prefix>:<subject>), the prefix one of plugins/module_utils/vocabulary.py's CHECK_PREFIXES (C(dns.pod), C(http), C(tls)...).
+      type: str
+    kind:
+      description: dns, icmp, tcp, udp, http, tls, mtu, proxy or egress_ip.
+      type: str
+    target:
+      description: The target URL, host or proxy the check is about.
+      type: str
+    tool:
+      description: The tool that ran (C(dig), C(curl), C(nc (BusyBox))...), null when skipped.
+      type: str
+    params:
+      description: What was asked; the keys depend on the kind (these are the ones the verdict reads).
+      type: dict
+      contains:
+        name:
+          description: dns, the name asked for.
+          type: str
+        via:
+          description: dns, the resolver asked, C(pod), C(cluster) or C(external).
+          type: str
+        server:
+          description: dns, the server asked (null for the pod's own resolver).
+          type: str
+        host:
+          description: The host connected to or pinged.
+          type: str
+        port:
+          description: The port connected to.
+          type: int
+        url:
+          description: http and egress_ip, the URL fetched.
+          type: str
+        mode:
+          description: http, C(env) (as the app would), C(direct), C(proxy) (through test_proxy) or C(insecure) (no certificate check).
+          type: str
+        proxy:
+          description: The proxy used (C(proxy) mode and proxy reach checks), or null.
+          type: str
+        via_proxy:
+          description: http C(env) mode, the proxy the environment sends the request through, or null.
+          type: str
+    status:
+      description: ok, fail, error or skipped.
+      type: str
+    error_class:
+      description: Why it did not pass (see docs/pod_probe.md), null when ok.
+      type: str
+    summary:
+      description: One sentence saying what was seen.
+      type: str
+    details:
+      description: What was measured; the keys depend on the kind (these are the ones the verdict reads, docs/pod_probe.md has all).
+      type: dict
+      contains:
+        addresses:
+          description: dns, the A records answered.
+          type: list
+          elements: str
+        rcode:
+          description: dns, the response code (C(NOERROR), C(NXDOMAIN), C(SERVFAIL)...), null without an answer.
+          type: str
+        server:
+          description: dns, the server that answered as the tool printed it.
+          type: str
+        http_code:
+          description: http, the status code answered, null when none came.
+          type: int
+        time_connect:
+          description: http, seconds until the TCP connect completed (0 when it did not).
+          type: float
+        issuer:
+          description: tls, the certificate's issuer.
+          type: str
+        subject:
+          description: tls, the certificate's subject.
+          type: str
+        sans:
+          description: tls, the certificate's DNS names.
+          type: list
+          elements: str
+        not_before:
+          description: tls, start of validity.
+          type: str
+        not_after:
+          description: tls, end of validity.
+          type: str
+        blackhole:
+          description: mtu, whether a size vanished silently while a smaller one passed.
+          type: bool
+        largest_ok:
+          description: mtu, the largest packet size that passed.
+          type: int
+        smallest_lost:
+          description: mtu, the smallest size that vanished.
+          type: int
+        path_mtu_estimate:
+          description: mtu, the path MTU estimated.
+          type: int
+        interface_mtu:
+          description: mtu, the MTU of the pod's interface.
+          type: int
+        ip:
+          description: egress_ip, the address the echo endpoint saw.
+          type: str
+    evidence:
+      description: The tool's raw output, cut at 4000 characters.
+      type: str
+    duration_ms:
+      description: How long the check ran.
+      type: int
+    exit_code:
+      description: The tool's exit code, null when it did not run (or for the mtu summary).
+      type: int
+targets: &targets
   description: Each target as parsed, with its worst check status and the ids of its checks.
   returned: always
   type: list
   elements: dict
   sample: [{url: "https://api.example.test/health", host: api.example.test, port: 443, scheme: https, status: fail, check_ids: []}]
-summary:
+  contains:
+    url:
+      description: The target as given (normalised).
+      type: str
+    scheme:
+      description: C(https), C(http), C(tcp) or C(udp).
+      type: str
+    host:
+      description: The host name or IP address.
+      type: str
+    port:
+      description: The port.
+      type: int
+    path:
+      description: The URL path (C(/) for tcp and udp).
+      type: str
+    protocol:
+      description: C(tcp) or C(udp).
+      type: str
+    host_is_ip:
+      description: True when the host is an IP address (no DNS check).
+      type: bool
+    status:
+      description: The worst status of its checks (error, fail, ok, skipped).
+      type: str
+    check_ids:
+      description: The ids of the checks about it.
+      type: list
+      elements: str
+    proxy:
+      description: The proxy the environment sends it through, or null.
+      type: str
+summary: &summary
   description: How many checks ended ok, fail, error and skipped.
   returned: always
   type: dict
   sample: {ok: 20, fail: 3, error: 0, skipped: 2}
+  contains:
+    ok:
+      description: Checks that passed.
+      type: int
+    fail:
+      description: Checks the network said no to.
+      type: int
+    error:
+      description: Checks that could not run properly.
+      type: int
+    skipped:
+      description: Checks with no tool to run them.
+      type: int
+node: &node
+  description:
+    - The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null when no node
+      probe was asked (or in check mode).
+    - "When an admission policy forbids the node debug pod, C(probed) is false, C(checks) is empty and C(not_probed_reason) says
+      why, e.g. C(Pod Security baseline forbids hostNetwork in shop) followed by the API server's message."
+  returned: always
+  type: dict
+  sample: null
+  contains:
+    probed: *probed
+    not_probed_reason: *not_probed_reason
+    runner: *runner
+    environment: *environment
+    resolv_conf: *resolv_conf
+    hosts_file: *hosts_file
+    ca_bundle: *ca_bundle
+    proxy_env: *proxy_env
+    checks: *checks
+    targets: *targets
+    summary: *summary
+    exec_round_trips: &exec_round_trips
+      description: Exec round trips used (2 normally).
+      returned: when probed
+      type: int
+      sample: 2
+    concurrent_execs: &concurrent_execs
+      description: How many execs ran the checks at once (more than one when one command would exceed the API server's URL limit).
+      returned: when probed
+      type: int
+      sample: 1
+    duration_ms: &duration_ms
+      description: Wall time of the whole probe in milliseconds.
+      returned: always
+      type: int
+      sample: 1240
+notes: &notes
+  description: What was not checked and why (cluster DNS IP unknown, node probe skipped in check mode, debug container used...).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+exec_round_trips: *exec_round_trips
+concurrent_execs: *concurrent_execs
+duration_ms: *duration_ms
+exec_reruns: &exec_reruns
+  description:
+    - How many probe commands were run again because the connection to the API server dropped mid-exec (the probes only
+      read, so a rerun is safe); 0 normally.
+  returned: always
+  type: int
+  sample: 0
 results:
   description:
     - With O(pods), one entry per pod in the order given, each with the keys the single-pod form returns (RV(pod),
@@ -288,38 +632,34 @@ results:
     - {pod: {namespace: shop, name: web-0, container: web, node: node-1, ip: 10.244.0.3}, probed: true, changed: false, checks: []}
     - {pod: {namespace: shop, name: web-1, container: null}, failed: true, probed: false, changed: false,
        msg: "pod shop/web-1 not found: check the pod name and namespace (kubectl get pods -n shop).", checks: []}
-node:
-  description:
-    - The same facts (probed, environment, resolv_conf, checks, targets, summary, runner) from the node, or null when no node
-      probe was asked (or in check mode).
-    - "When an admission policy forbids the node debug pod, C(probed) is false, C(checks) is empty and C(not_probed_reason) says
-      why, e.g. C(Pod Security baseline forbids hostNetwork in shop) followed by the API server's message."
-  returned: always
-  type: dict
-  sample: null
-notes:
-  description: What was not checked and why (cluster DNS IP unknown, node probe skipped in check mode, debug container used...).
-  returned: always
-  type: list
-  elements: str
-  sample: []
-exec_round_trips:
-  description: Exec round trips used (2 normally).
-  returned: when probed
-  type: int
-  sample: 2
-duration_ms:
-  description: Wall time of the whole probe in milliseconds.
-  returned: always
-  type: int
-  sample: 1240
-exec_reruns:
-  description:
-    - How many probe commands were run again because the connection to the API server dropped mid-exec (the probes only
-      read, so a rerun is safe); 0 normally.
-  returned: always
-  type: int
-  sample: 0
+  contains:
+    failed:
+      description: True for a pod that could not be probed.
+      type: bool
+    msg:
+      description: For a pod that could not be probed, what happened and what to do.
+      type: str
+    changed:
+      description: True when an ephemeral debug container was added to this pod.
+      type: bool
+    pod: *pod
+    probed: *probed
+    not_probed_reason: *not_probed_reason
+    runner: *runner
+    environment: *environment
+    resolv_conf: *resolv_conf
+    hosts_file: *hosts_file
+    ca_bundle: *ca_bundle
+    proxy_env: *proxy_env
+    checks: *checks
+    targets: *targets
+    summary: *summary
+    node: *node
+    notes: *notes
+    exec_round_trips: *exec_round_trips
+    concurrent_execs: *concurrent_execs
+    duration_ms: *duration_ms
+    exec_reruns: *exec_reruns
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation

@@ -27,6 +27,7 @@ from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets impo
     validate_mtu_sizes,
     validate_timeout,
 )
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import CHECK_STATUSES, check_id
 
 # A tag, never "latest": the same run gets the same tools; docs/pod_probe.md shows how to pin a digest.
 DEFAULT_DEBUG_IMAGE = "nicolaka/netshoot:v0.13"
@@ -184,7 +185,7 @@ def assemble(checks: list, raw: dict, environment, options, targets: list) -> di
     for host, items in mtu_by_host.items():
         summary = probe_facts.summarize_mtu(host, [parsed for _check, parsed, _raw in items], interface_mtu)
         evidence = "\n".join(f"--- {check.params['size']} bytes (exit {result['exit_code']})\n{result['output']}" for check, _parsed, result in items)
-        entry = {"id": f"mtu:{host}", "kind": "mtu", "target": host, "tool": "ping -M do", "params": {"host": host,
+        entry = {"id": check_id("mtu", host), "kind": "mtu", "target": host, "tool": "ping -M do", "params": {"host": host,
                  "sizes": [check.params["size"] for check, _parsed, _raw in items]}, **summary,
                  "evidence": _evidence(evidence), "duration_ms": max((raw["duration_ms"] or 0) for _check, _parsed, raw in items), "exit_code": None}
         entries.append(entry)
@@ -198,7 +199,7 @@ def assemble(checks: list, raw: dict, environment, options, targets: list) -> di
         "checks": entries,
         "targets": [_target_summary(t, entries, settings) for t in targets],
     }
-    facts["summary"] = {status: sum(1 for e in entries if e["status"] == status) for status in ("ok", "fail", "error", "skipped")}
+    facts["summary"] = {status: sum(1 for e in entries if e["status"] == status) for status in CHECK_STATUSES}
     return facts
 
 

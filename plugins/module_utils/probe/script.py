@@ -21,6 +21,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from ansible_collections.kubediag.egress.plugins.module_utils import vocabulary
 from ansible_collections.kubediag.egress.plugins.module_utils.probe.facts import ascii_int
 from ansible_collections.kubediag.egress.plugins.module_utils.probe.targets import (
     Target,
@@ -316,13 +317,13 @@ def _dns_checks(host: str, env: Environment, options: ProbeOptions) -> list[Chec
         resolvers.append(("cluster", options.cluster_dns_ip))
     if options.external_resolver:
         resolvers.append(("external", options.external_resolver))
-    return [_dns_check(f"dns.{via}:{host}", host, via, server, env) for via, server in resolvers]
+    return [_dns_check(vocabulary.check_id(f"dns.{via}", host), host, via, server, env) for via, server in resolvers]
 
 
 def _cluster_internal_dns_check(env: Environment, options: ProbeOptions) -> Check:
     """A name only the cluster DNS knows: it answers when the cluster DNS is reachable, whatever its upstreams do."""
     name = f"kubernetes.default.svc.{options.cluster_domain}"
-    return _dns_check(f"dns.cluster_internal:{name}", name, "cluster", options.cluster_dns_ip, env)
+    return _dns_check(vocabulary.check_id("dns.cluster_internal", name), name, "cluster", options.cluster_dns_ip, env)
 
 
 def _icmp_check(check_id: str, host: str, env: Environment, **params) -> Check:
@@ -347,7 +348,7 @@ def tcp_check(check_id: str, kind: str, target: Target, env: Environment, **para
 
 
 def _udp_check(target: Target, env: Environment) -> Check:
-    check_id = f"udp:{target.host_port}"
+    check_id = vocabulary.check_id("udp", target.host_port)
     payload, printf_format = UDP_PAYLOADS.get(target.port, UDP_TEXT_PAYLOAD)
     params = {"host": target.host, "port": target.port, "payload": payload}
     if env.has("bash"):
@@ -404,7 +405,7 @@ def proxy_for(target: Target, settings: dict):
 
 
 def _tls_check(target: Target, env: Environment) -> Check:
-    check_id = f"tls:{target.host_port}"
+    check_id = vocabulary.check_id("tls", target.host_port)
     sni = "" if target.is_ip else target.host
     params = {"host": target.host, "port": target.port, "sni": sni or None}
     if not env.has("openssl"):
@@ -415,8 +416,8 @@ def _tls_check(target: Target, env: Environment) -> Check:
 def _mtu_checks(host: str, env: Environment, options: ProbeOptions) -> list[Check]:
     if env.flavor("ping") != "iputils":
         reason = "needs iputils ping (-M do) in the container" + (" (BusyBox ping cannot set DF)" if env.is_busybox("ping") else "")
-        return [_skip(f"mtu:{host}", "mtu", host, reason, host=host)]
-    return [Check(f"mtu:{host}:{size}", "mtu", host, "ping -M do", ("pmtu", host, str(size - IP_AND_ICMP_HEADERS)),
+        return [_skip(vocabulary.check_id("mtu", host), "mtu", host, reason, host=host)]
+    return [Check(vocabulary.check_id("mtu", f"{host}:{size}"), "mtu", host, "ping -M do", ("pmtu", host, str(size - IP_AND_ICMP_HEADERS)),
                   params={"host": host, "size": size}) for size in options.mtu_sizes]
 
 
@@ -431,24 +432,24 @@ def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions) 
     if names and options.cluster_dns_ip:
         checks.append(_cluster_internal_dns_check(env, options))
     for host in hosts:
-        checks.append(_icmp_check(f"icmp:{host}", host, env))
+        checks.append(_icmp_check(vocabulary.check_id("icmp", host), host, env))
     if options.known_good_ip:
-        checks.append(_icmp_check(f"icmp.known_good:{options.known_good_ip}", options.known_good_ip, env, known_good=True))
+        checks.append(_icmp_check(vocabulary.check_id("icmp.known_good", options.known_good_ip), options.known_good_ip, env, known_good=True))
     for target in targets:
         if target.protocol == "udp":
             checks.append(_udp_check(target, env))
             continue
-        checks.append(tcp_check(f"tcp:{target.host_port}", "tcp", target, env))
+        checks.append(tcp_check(vocabulary.check_id("tcp", target.host_port), "tcp", target, env))
         if target.scheme not in ("http", "https"):
             continue
         proxy = proxy_for(target, settings)
-        checks.append(_http_check(f"http:{target.url}", target.url, target.url, env, "env", via_proxy=proxy))
+        checks.append(_http_check(vocabulary.check_id("http", target.url), target.url, target.url, env, "env", via_proxy=proxy))
         if proxy:
-            checks.append(_http_check(f"http.direct:{target.url}", target.url, target.url, env, "direct"))
+            checks.append(_http_check(vocabulary.check_id("http.direct", target.url), target.url, target.url, env, "direct"))
         if options.test_proxy is not None:
-            checks.append(_http_check(f"http.test_proxy:{target.url}", target.url, target.url, env, "proxy", options.test_proxy.url))
+            checks.append(_http_check(vocabulary.check_id("http.test_proxy", target.url), target.url, target.url, env, "proxy", options.test_proxy.url))
         if target.scheme == "https":
-            checks.append(_http_check(f"http.insecure:{target.url}", target.url, target.url, env, "insecure"))
+            checks.append(_http_check(vocabulary.check_id("http.insecure", target.url), target.url, target.url, env, "insecure"))
             checks.append(_tls_check(target, env))
     for host in hosts:
         checks.extend(_mtu_checks(host, env, options))
@@ -473,7 +474,7 @@ def _proxies_to_reach(settings: dict, options: ProbeOptions) -> list[str]:
 
 def _proxy_reach_check(proxy_url: str, env: Environment) -> Check:
     """A TCP connect to the proxy's host:port; an authenticated proxy (its credentials already redacted) is reached too."""
-    check_id = f"proxy.reach:{proxy_url}"
+    check_id = vocabulary.check_id("proxy.reach", proxy_url)
     prefix, _userinfo, rest = split_userinfo(proxy_url)
     try:
         proxy = parse_proxy_url(prefix + rest, "proxy")
@@ -484,7 +485,7 @@ def _proxy_reach_check(proxy_url: str, env: Environment) -> Check:
 
 
 def _egress_ip_check(echo: Target, env: Environment) -> Check:
-    check_id = f"egress_ip:{echo.url}"
+    check_id = vocabulary.check_id("egress_ip", echo.url)
     if env.has("curl"):
         return Check(check_id, "egress_ip", echo.url, "curl", ("curlbody", echo.url), params={"url": echo.url})
     if env.has("wget"):

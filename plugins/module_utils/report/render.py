@@ -12,13 +12,12 @@ import json
 import re
 from xml.etree import ElementTree
 
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import HOPS, SEVERITIES, TARGET_STATUSES
+
 SCHEMA_VERSION = 1
-# The egress path drawn in the HTML report, in the order a packet meets it.
-HOPS = ("pod", "dns", "policy", "node", "nat", "internet", "endpoint")
 HOP_LABELS = {"pod": "Pod", "dns": "DNS", "policy": "Policy / mesh", "node": "Node", "nat": "NAT",
               "internet": "Internet path", "endpoint": "Endpoint"}
-STATUSES = ("healthy", "ok", "failing", "unknown")
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 # A cluster whose diagnosis stopped gets no verdict at all, never one drawn from the facts read before the failure.
 NOT_DIAGNOSED_NOTE = ("No verdict for these: the diagnosis stopped at the stage named, and nothing is concluded from the facts read "
                       "before it (a verdict on half the facts could call a broken path healthy). Fix the cause and run again.")
@@ -93,7 +92,7 @@ def build_report(hosts):
             _require(isinstance(verdict, dict), f"hosts[{index}].pods[{pod_index}] must be a mapping")
             for target_entry in verdict.get("targets") or []:
                 results.append(_result(cluster, host.get("context"), verdict, target_entry))
-    counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
+    counts = {status: sum(1 for r in results if r["status"] == status) for status in TARGET_STATUSES}
     root_cause_counts = {}
     for result in results:
         for cause in result["root_causes"]:

@@ -5,7 +5,9 @@ written or truncated result would otherwise end in a bare ``KeyError: 'port'``. 
 when the shapes are right, else one sentence naming the first wrong part (``pod_probes[0].targets[1]: no port``) and what to pass.
 """
 
-CHECK_STATUSES = ("ok", "fail", "error", "skipped")
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import shape_problem
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import CHECK_STATUSES
+
 HINT = "pass the registered kubediag.egress.pod_probe results (its .results) unchanged"
 
 
@@ -77,16 +79,11 @@ def _probe_problem(probe, where):
 
 
 def verdict_input_problem(facts):
-    """None when facts (pod_probes, coredns, cluster_network) are shaped as the verdict reads them."""
+    """None when facts (the pod probes, then every other source of verdict/sources.py) are shaped as the verdict reads them."""
     probes = facts.get("pod_probes")
     if not isinstance(probes, list):
         return f"pod_probes is a {_kind(probes)}, not a list: {HINT}"
     for index, probe in enumerate(probes):
         if problem := _probe_problem(probe, f"pod_probes[{index}]"):
             return f"{problem}: {HINT}"
-    for key in ("coredns", "cluster_network"):
-        value = facts.get(key)
-        if value is not None and not isinstance(value, dict):
-            text = f" ({value[:80]!r})" if isinstance(value, str) else ""
-            return f"{key} is a {_kind(value)}{text}, not the registered result of kubediag.egress.{key}_info"
-    return None
+    return shape_problem(facts, _kind)

@@ -13,36 +13,23 @@ facts dict per pod and evaluates each. Plain Python, stdlib only, no I/O.
 
 import ipaddress
 
-# What to fix first: a broken node or path hides everything behind it; the endpoint's own problems come last.
-FIX_ORDER = (
-    "node.egress_broken", "route.no_internet_path", "nat.missing_snat", "dns.resolv_conf", "netpol.dns_blocked",
-    "dns.cluster_dns_unreachable", "dns.upstream_forwarding", "netpol.egress_blocked", "mesh.registry_only", "proxy.unreachable",
-    "proxy.missing_config", "firewall.cloud_egress_denied", "firewall.port_blocked", "mtu.blackhole", "tls.unknown_ca",
-    "tls.cert_expired", "tls.hostname_mismatch", "endpoint.ip_allowlist", "endpoint.down", "dns.name_not_found",
+from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import facts_for_pods, read_sources, skipped
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import (
+    FIX_ORDER,
+    HEALTHY,
+    HOPS,
+    LAYERS,
+    NETWORK_KINDS,
+    REPORT_CHECK_STATUS,
+    check_id,
 )
-LAYERS = {
-    "node.egress_broken": ("node", "node"), "route.no_internet_path": ("route", "internet"), "nat.missing_snat": ("nat", "nat"),
-    "dns.resolv_conf": ("dns", "dns"), "netpol.dns_blocked": ("netpol", "policy"), "dns.cluster_dns_unreachable": ("dns", "dns"),
-    "dns.upstream_forwarding": ("dns", "dns"), "netpol.egress_blocked": ("netpol", "policy"), "mesh.registry_only": ("mesh", "policy"),
-    "proxy.unreachable": ("proxy", "internet"), "proxy.missing_config": ("proxy", "internet"),
-    "firewall.cloud_egress_denied": ("firewall", "internet"), "firewall.port_blocked": ("firewall", "internet"),
-    "mtu.blackhole": ("mtu", "internet"), "tls.unknown_ca": ("tls", "endpoint"), "tls.cert_expired": ("tls", "endpoint"),
-    "tls.hostname_mismatch": ("tls", "endpoint"), "endpoint.ip_allowlist": ("endpoint", "endpoint"), "endpoint.down": ("endpoint", "endpoint"),
-    "dns.name_not_found": ("endpoint", "endpoint"), "healthy": ("none", None),
-}
-HOPS = ("pod", "dns", "policy", "node", "nat", "internet", "endpoint")
+
 NO_ANSWER = ("timeout", "unreachable", "refused", "reset", "no_answer")
 METADATA_CIDR = "169.254.169.254/32"
-CHECK_STATUS = {"ok": "pass", "fail": "fail", "error": "error", "skipped": "skip"}
-NETWORK_KINDS = ("tcp", "udp", "http", "tls")
 
 
 class VerdictError(ValueError):
     """The facts are not shaped as the fact modules return them; str() names the part."""
-
-
-def _skipped(result):
-    return not isinstance(result, dict) or result.get("skipped") or result.get("failed")
 
 
 def _unprobed_pod(result):
@@ -79,7 +66,7 @@ class Probe:
         return [c for c in self.checks.values() if c.get("kind") == kind]
 
     def dns(self, via, name):
-        return self.checks.get(f"dns.{via}:{name}")
+        return self.checks.get(check_id(f"dns.{via}", name))
 
     def any_external_ok(self):
         """Did anything at all get out and back (a connect, an HTTP answer, a TLS handshake, the echo)?"""
@@ -114,11 +101,11 @@ class Target:
 
     def main_check_id(self):
         if self.scheme in ("http", "https"):
-            return f"http:{self.url}"
-        return f"{self.protocol}:{self.host_port}"
+            return check_id("http", self.url)
+        return check_id(self.protocol, self.host_port)
 
     def connect_id(self):
-        return f"{self.protocol}:{self.host_port}"
+        return check_id(self.protocol, self.host_port)
 
     def main(self, probe=None):
         probe = probe or self.pod
@@ -144,10 +131,10 @@ class Target:
 
     def checks_for_report(self):
         ids = set(self.entry.get("check_ids") or [])
-        rows = [{"name": c["id"], "status": CHECK_STATUS.get(c["status"], c["status"]), "detail": c.get("summary", "")}
+        rows = [{"name": c["id"], "status": REPORT_CHECK_STATUS.get(c["status"], c["status"]), "detail": c.get("summary", "")}
                 for c in self.pod.checks.values() if c["id"] in ids]
         if self.node is not None and self.node.probed:
-            rows += [{"name": f"node {c['id']}", "status": CHECK_STATUS.get(c["status"], c["status"]), "detail": c.get("summary", "")}
+            rows += [{"name": f"node {c['id']}", "status": REPORT_CHECK_STATUS.get(c["status"], c["status"]), "detail": c.get("summary", "")}
                      for c in self.node.checks.values() if c["id"] in ids]
         return rows
 
@@ -179,11 +166,10 @@ class Context:
         self.node_not_probed_reason = node_facts.get("not_probed_reason") if isinstance(node_facts, dict) and self.node is None else None
         self.pod_info = probe_facts.get("pod") or {}
         self.ref = f"{self.pod_info.get('namespace')}/{self.pod_info.get('name')}"
-        self.labels = (facts.get("pod") or {}).get("labels") or {}
-        self.netpol = None if _skipped(facts.get("netpol")) else facts["netpol"]
-        self.coredns = None if _skipped(facts.get("coredns")) else facts["coredns"]
-        self.cluster_network = None if _skipped(facts.get("cluster_network")) else facts["cluster_network"]
-        self.mesh = [m for m in facts.get("mesh") or [] if not _skipped(m)]
+        self.sources = read_sources(facts)
+        self.labels = (self.sources["pod"] or {}).get("labels") or {}
+        self.netpol, self.coredns = self.sources["netpol"], self.sources["coredns"]
+        self.cluster_network, self.mesh = self.sources["cluster_network"], self.sources["mesh"]
         self.targets = [Target(t, self.pod, self.node) for t in probe_facts.get("targets") or [] if isinstance(t, dict) and "url" in t]
         self.findings = {}
         self.not_checked = []
@@ -196,6 +182,10 @@ class Context:
             existing["evidence"] += [e for e in evidence if e and e not in existing["evidence"]]
             return
         self.findings[cause_id] = Finding(cause_id, summary, evidence, remediation, targets, not_checked, severity)
+
+    def source(self, name):
+        """A fact source by its name in verdict/sources.py (None, or [] for a list source, when it did not run)."""
+        return self.sources[name]
 
     def node_evidence(self, target):
         if self.node is None:
@@ -219,6 +209,16 @@ class Context:
         denied = [d for d in decisions if d.get("allowed") is False]
         chosen = denied[0] if denied else decisions[0]
         return chosen.get("allowed"), list(chosen.get("reasons") or []), list(chosen.get("selected_by") or [])
+
+    def cluster_ranges(self):
+        """The cluster's own ranges from cluster_network_info, {pod, service, vpc}: each a list of CIDRs, [] when not known."""
+        network = self.cluster_network or {}
+        cidrs = network.get("cidrs") if isinstance(network.get("cidrs"), dict) else {}
+
+        def listed(entries):
+            return [e.get("cidr") if isinstance(e, dict) else e for e in entries] if isinstance(entries, list) else []
+        return {"pod": _networks(listed(cidrs.get("pod_cidrs"))), "service": _networks(listed(cidrs.get("service_cidrs"))),
+                "vpc": _networks(network.get("vpc_cidrs"))}
 
     def mesh_for(self, target):
         for entry in self.mesh:
@@ -440,17 +440,19 @@ def rule_proxy(ctx):
                               and c.get("target") == target.url and c["status"] == "ok"), None)
         if through_proxy and _no_answer(target, ctx.pod) and not ctx.pod.any_external_ok():
             proxy = through_proxy["params"].get("proxy")
-            pod_cidr = (ctx.cluster_network or {}).get("cidrs", {}) if ctx.cluster_network else {}
-            no_proxy = ".cluster.local,.svc,localhost,127.0.0.1,169.254.169.254" + "".join(
-                f",{c}" for c in ([pod_cidr.get("pod")] if isinstance(pod_cidr, dict) and isinstance(pod_cidr.get("pod"), str) else []))
+            ranges = ctx.cluster_ranges()
+            metadata_ip = str(ipaddress.ip_network(METADATA_CIDR).network_address)
+            no_proxy = ",".join([*_cluster_suffixes(ctx), "localhost", "127.0.0.1", metadata_ip, *ranges["pod"], *ranges["service"]])
+            unknown = _unknown_ranges(ctx, ranges, ("pod", "service"))
             ctx.add("proxy.missing_config", f"direct egress is blocked but the proxy {proxy} works, and {ctx.ref} has no proxy environment",
                     [_quote(target.main()), _quote(through_proxy), "the container environment has no HTTP(S)_PROXY variable",
                      ctx.node_evidence(target)],
-                    _remedy(f"set HTTPS_PROXY/HTTP_PROXY={proxy} and NO_PROXY for in-cluster names in the workload's environment", "kubernetes.core.k8s",
+                    _remedy(f"set HTTPS_PROXY/HTTP_PROXY={proxy} and NO_PROXY={no_proxy} (in-cluster names and ranges) in the workload's "
+                            "environment" + "".join(f"; {line}: add it to NO_PROXY" for line in unknown), "kubernetes.core.k8s",
                             namespace=ctx.pod_info.get("namespace"), pod=ctx.pod_info.get("name"),
                             env=[{"name": "HTTPS_PROXY", "value": proxy}, {"name": "HTTP_PROXY", "value": proxy},
                                  {"name": "NO_PROXY", "value": no_proxy}]),
-                    [target.url])
+                    [target.url], not_checked=unknown)
 
 
 def _external_dns_ok(probe):
@@ -474,12 +476,18 @@ def rule_path(ctx):
         if _external_dns_ok(ctx.pod) is False and ctx.pod.of_kind("dns"):
             evidence.append("the cluster DNS (which needs no NAT to reach the cloud resolver) answers; the external resolver does not")
         evidence += list(snat.get("reasons") or [])[:3]
+        ranges = ctx.cluster_ranges()
+        in_cluster = [*ranges["pod"], *ranges["service"], *ranges["vpc"]]
+        unknown = _unknown_ranges(ctx, ranges, ("pod", "service", "vpc"))
         ctx.add("nat.missing_snat", f"traffic from {ctx.ref} leaves with the pod IP {pod_ip}: nothing source-NATs it, so no reply comes back",
                 evidence, _remedy("masquerade pod traffic to destinations outside the cluster: configure ip-masq-agent (or the CNI's SNAT) so "
-                                  "nonMasqueradeCIDRs holds only the pod, service and VPC ranges", "kubernetes.core.k8s",
+                                  f"nonMasqueradeCIDRs holds only the cluster's own ranges ({', '.join(in_cluster) or 'none known'})"
+                                  + "".join(f"; {line}: add it too" for line in unknown),
+                                  "kubernetes.core.k8s" if ranges["pod"] else None,
                                   kind="ConfigMap", namespace="kube-system", name="ip-masq-agent",
-                                  config={"nonMasqueradeCIDRs": _non_masquerade_cidrs(ctx), "masqLinkLocal": False}),
-                [t.url for t in silent], not_checked=[] if snat else ["the SNAT configuration could not be decided from the cluster objects"])
+                                  config={"nonMasqueradeCIDRs": in_cluster, "masqLinkLocal": False}),
+                [t.url for t in silent],
+                not_checked=([] if snat else ["the SNAT configuration could not be decided from the cluster objects"]) + unknown)
         return
     if ctx.node is None:
         ctx.not_checked.append("the node was not probed, so a pod-only fault cannot be told from a node or path fault")
@@ -508,17 +516,37 @@ def rule_path(ctx):
                 [t.url for t in silent])
 
 
-def _non_masquerade_cidrs(ctx):
-    cidrs = ((ctx.cluster_network or {}).get("cidrs") or {}) if ctx.cluster_network else {}
-    found = []
-    for value in cidrs.values() if isinstance(cidrs, dict) else []:
-        for cidr in value if isinstance(value, list) else [value]:
-            if isinstance(cidr, str):
-                try:
-                    found.append(str(ipaddress.ip_network(cidr, strict=False)))
-                except ValueError:
-                    continue
-    return sorted(set(found)) or ["<pod CIDR>", "<service CIDR>", "<VPC CIDR>"]
+def _networks(values):
+    """The valid CIDRs among values, collapsed per IP version (a node's /24 inside the cluster's /16 is the /16)."""
+    networks = []
+    for value in values if isinstance(values, list) else []:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False) if isinstance(value, str) else None)
+        except ValueError:
+            continue
+    return [str(n) for version in (4, 6) for n in ipaddress.collapse_addresses(n for n in networks if n is not None and n.version == version)]
+
+
+# What a remedy says when the facts do not hold a range: the words, never a <placeholder>.
+RANGE_UNKNOWN = {
+    "pod": "the pod CIDR is not known (no node spec.podCIDRs, kube-proxy clusterCIDR, controller-manager --cluster-cidr or kubeadm "
+           "podSubnet was readable)",
+    "service": "the service CIDR is not known (neither kube-apiserver --service-cluster-ip-range nor kubeadm serviceSubnet was readable)",
+    "vpc": "the VPC CIDR is not known (pass vpc_cidrs to kubediag.egress.cluster_network_info, or read it from the cloud)",
+}
+
+
+def _unknown_ranges(ctx, ranges, kinds):
+    if ctx.cluster_network is None:
+        return [f"the {', '.join(kinds)} CIDRs are not known (cluster_network_info did not run)"]
+    return [RANGE_UNKNOWN[kind] for kind in kinds if not ranges[kind]]
+
+
+def _cluster_suffixes(ctx):
+    """NO_PROXY suffixes for in-cluster names: .svc and the cluster domain the pod's resolv.conf searches (cluster.local by default)."""
+    search = ((ctx.probe_facts.get("resolv_conf") or {}).get("details") or {}).get("search") or []
+    domain = next((entry.split(".svc.", 1)[1] for entry in search if isinstance(entry, str) and ".svc." in entry), "cluster.local")
+    return [".svc", f".{domain}"]
 
 
 def rule_ports(ctx):
@@ -546,7 +574,7 @@ def rule_mtu(ctx):
         if target.works():
             continue
         main = target.main()
-        mtu = ctx.pod.check(f"mtu:{target.host}")
+        mtu = ctx.pod.check(check_id("mtu", target.host))
         blackhole = mtu and (mtu.get("details") or {}).get("blackhole")
         stalled_after_connect = main and main.get("error_class") == "timeout" and (main.get("details") or {}).get("time_connect")
         small_ok = any(c["status"] == "ok" for c in ctx.pod.of_kind("http") if (c.get("params") or {}).get("url", "").split("/")[2:3] == [target.host]
@@ -574,8 +602,8 @@ def rule_tls(ctx):
     for target in ctx.targets:
         if target.scheme != "https" or target.works():
             continue
-        main, tls = target.main(), ctx.pod.check(f"tls:{target.host_port}")
-        insecure = ctx.pod.check(f"http.insecure:{target.url}")
+        main, tls = target.main(), ctx.pod.check(check_id("tls", target.host_port))
+        insecure = ctx.pod.check(check_id("http.insecure", target.url))
         classes = [c.get("error_class") for c in (main, tls) if c]
         cause = next((TLS_CAUSES[k] for k in classes if k in TLS_CAUSES), None)
         if cause is None and not (insecure and (insecure["status"] == "ok" or (insecure.get("details") or {}).get("http_code"))
@@ -686,11 +714,11 @@ def evaluate_pod(facts):
     targets = [_target_result(ctx, t, findings) for t in ctx.targets]
     healthy = ctx.pod.probed and not findings and all(t["status"] == "ok" for t in targets)
     if healthy:
-        findings = [{"id": "healthy", "layer": "none", "hop": None, "severity": "info",
+        findings = [{"id": HEALTHY.id, "layer": HEALTHY.layer, "hop": HEALTHY.hop, "severity": "info",
                      "summary": f"every check from {ctx.ref} to every target passed", "evidence": [_quote(t.main()) for t in ctx.targets if t.main()],
                      "not_checked": [], "remediation": {"summary": "", "module": None, "params": {}}, "targets": [t.url for t in ctx.targets]}]
         for entry in targets:
-            entry.update(status="healthy", root_causes=["healthy"])
+            entry.update(status="healthy", root_causes=[HEALTHY.id])
     for entry in targets:
         if entry["status"] == "unknown" and ctx.pod.probed:
             ctx.not_checked.append(f"{entry['target']} fails and no rule explains it: see its checks")
@@ -705,19 +733,10 @@ def _pod_ref(result):
 
 
 def evaluate_cluster(bundle):
-    """One verdict per pod from what the diagnose role registered: pod_probes, netpol, coredns, cluster_network, mesh, pods."""
+    """One verdict per pod from what the diagnose role registered: the egress_verdict options of verdict/sources.py."""
     if not isinstance(bundle, dict):
         raise VerdictError("the facts bundle must be a mapping")
-    probes = [p for p in bundle.get("pod_probes") or [] if not _skipped(p) or _unprobed_pod(p)]
+    probes = [p for p in bundle.get("pod_probes") or [] if not skipped(p) or _unprobed_pod(p)]
     if not probes:
         raise VerdictError("pod_probes holds no pod_probe result: run kubediag.egress.pod_probe first and pass its registered results")
-    netpol = {n.get("source"): n for n in bundle.get("netpol") or [] if not _skipped(n)}
-    pods = {p.get("ref") or f"{p.get('namespace')}/{p.get('name')}": p for p in bundle.get("pods") or [] if isinstance(p, dict)}
-    verdicts = []
-    for probe in probes:
-        ref = _pod_ref(probe)
-        mesh = [m for m in bundle.get("mesh") or [] if isinstance(m, dict) and not _skipped(m)
-                and f"{(m.get('item') or m).get('namespace')}/{(m.get('item') or m).get('pod')}" == ref]
-        verdicts.append(evaluate_pod({"pod_probe": probe, "netpol": netpol.get(ref), "coredns": bundle.get("coredns"),
-                                      "cluster_network": bundle.get("cluster_network"), "mesh": mesh, "pod": pods.get(ref)}))
-    return verdicts
+    return [evaluate_pod(facts) for facts in facts_for_pods(bundle, probes, _pod_ref)]

@@ -10,6 +10,7 @@ from moto.server import ThreadedMotoServer
 
 from ansible_collections.kubediag.egress.plugins.module_utils.cloud import aws_read
 from tests.integration.ansible_module import run_module
+from tests.return_shapes import shape_problems
 
 REGION = "eu-west-1"
 DEST = {"ip": "198.51.100.10", "port": 443}
@@ -70,6 +71,7 @@ def test_healthy_vpc_through_the_module(moto_url, tmp_path):
     # bounded: one call per kind of object, whatever the rules
     assert result["api_calls"] <= 9, result["api_calls"]
     assert CREDENTIALS["secret_key"] not in str(result)
+    assert shape_problems("aws_egress_info", result) == []  # as its RETURN documents it
 
 
 def test_check_mode_reads_the_same(moto_url, tmp_path):
@@ -90,6 +92,7 @@ def test_security_group_without_the_port_and_every_other_cause(moto_url):
     # moto keeps the route active after the delete (AWS: blackhole); the module reads the NAT gateway's own state
     assert blocking(path) == [("security_group", "ENI_SG_RULES_MISMATCH"), ("nat_gateway", "BAD_STATE_ROUTE")]
     assert path["hops"][0]["fix"] == f"add an egress rule to {ids['group']}: tcp 443 to 198.51.100.10/32"
+    assert shape_problems("aws_egress_info", result) == []
 
 
 def test_custom_nacl_without_its_default_entries_denies_by_the_implicit_rule(moto_url):

@@ -1,5 +1,6 @@
 """Scenario files: load, validate strictly, and normalise into plain dicts with every default filled."""
 
+import importlib.util
 import os
 import re
 from urllib.parse import urlsplit
@@ -11,18 +12,17 @@ from kdlab.aws import spec as aws_spec
 from kdlab.errors import LabError
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
+# The root-cause ids a scenario may expect are the collection's own (plugins/module_utils/vocabulary.py, which imports
+# nothing): loaded by path, so the lab runs without the collection being installed.
+_VOCABULARY = os.path.join(os.path.dirname(SCENARIO_DIR), "..", "..", "plugins", "module_utils", "vocabulary.py")
+_spec = importlib.util.spec_from_file_location("kubediag_vocabulary", _VOCABULARY)
+vocabulary = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(vocabulary)
 IMAGES = ("netshoot", "busybox", "distroless")
 PROVIDERS = ("aws", "gce", "azure")
 TARGET_SCHEMES = ("http", "https", "tcp", "udp")
 MAX_CLUSTERS = 40
 MAX_NODES = 50
-ROOT_CAUSE_IDS = (
-    "healthy", "dns.resolv_conf", "dns.cluster_dns_unreachable", "dns.upstream_forwarding", "dns.name_not_found",
-    "netpol.egress_blocked", "netpol.dns_blocked", "mesh.registry_only", "nat.missing_snat", "route.no_internet_path",
-    "firewall.cloud_egress_denied", "firewall.port_blocked", "tls.unknown_ca", "tls.cert_expired", "tls.hostname_mismatch",
-    "proxy.missing_config", "proxy.unreachable", "mtu.blackhole", "endpoint.ip_allowlist", "endpoint.down",
-    "node.egress_broken",
-)
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RULE_KEYS = ("apiGroups", "resources", "verbs", "resourceNames", "namespaces")  # an RBAC PolicyRule + a RoleBinding's namespaces
@@ -145,7 +145,7 @@ def validate(document, source: str = "<scenario>") -> dict:
     expect = check.mapping(top["expect"], "expect", ("root_causes",), ("root_causes",))
     root_causes = check.listing(expect["root_causes"], "expect.root_causes")
     for i, rc in enumerate(root_causes):
-        if rc not in ROOT_CAUSE_IDS:
+        if rc not in vocabulary.ROOT_CAUSE_IDS:
             check.fail(f"expect.root_causes[{i}]", f"unknown root-cause id {rc!r} (see the table in docs/architecture.md)")
     scenario["expect"] = {"root_causes": list(root_causes)}
     return scenario
