@@ -586,14 +586,20 @@ def rule_mtu(ctx):
         main = target.main()
         mtu = ctx.pod.check(f"mtu:{target.host}")
         blackhole = mtu and (mtu.get("details") or {}).get("blackhole")
-        stalled_after_connect = main and main.get("error_class") == "timeout" and (main.get("details") or {}).get("time_connect")
+        main_details = (main or {}).get("details") or {}
+        # curl says it connected; wget (no write-out) says its headers came before the body stalled
+        stalled_after_connect = main and main.get("error_class") == "timeout" and (main_details.get("time_connect")
+                                                                                   or main_details.get("timeout_stage") == "transfer")
         small_ok = any(c["status"] == "ok" for c in ctx.pod.of_kind("http") if (c.get("params") or {}).get("url", "").split("/")[2:3] == [target.host]
                        or target.host in c.get("target", ""))
         passing_http = [c for c in ctx.pod.of_kind("http") if c["status"] == "ok" and target.host in c.get("target", "")]
-        if blackhole or (stalled_after_connect and small_ok):
-            _add_mtu(ctx, target, mtu, [_quote(main), _quote(mtu) if mtu else None, *(_quote(c) for c in passing_http)][:4], "pod")
-            continue
         node = _node_blackhole(ctx, target)
+        if blackhole or (stalled_after_connect and small_ok):
+            # the pod's own DF pings size the fix; without them (BusyBox) the node's, when it measured the black hole
+            sized_by = mtu if blackhole or not node else node[0]
+            _add_mtu(ctx, target, sized_by, [*[_quote(main), _quote(mtu) if mtu else None, *(_quote(c) for c in passing_http)][:4],
+                                             None if sized_by is mtu else f"from node {ctx.pod_info.get('node')}: {_quote(sized_by)}"], "pod")
+            continue
         pod_stalled_or_blind = main is not None and (main.get("error_class") == "timeout" or _unmeasured(main))
         if node and pod_stalled_or_blind and not (mtu and mtu["status"] == "ok") and ctx.pod.any_external_ok():
             node_mtu, node_main = node

@@ -172,3 +172,30 @@ def test_without_the_node_a_busybox_pods_blocked_udp_stays_unknown():
     verdict = _verdict(facts)
     assert verdict["root_causes"] == []
     assert {t["target"]: t["status"] for t in verdict["targets"]}[UDP_NTP] == "unknown"
+
+
+def _stalled_after_headers(facts, url=LARGE_HTTP):
+    """The BusyBox pod's wget got the headers and 1000 body bytes, then the body stalled (what the probe reports for it)."""
+    large = _check(facts["pod_probes"][0], f"http:{url}")
+    large["summary"] = f"HTTP {url}: the download stalled after 1000 bytes of the body"
+    large["details"].update(http_code=200, size_download=1000, timeout_stage="transfer")
+
+
+def test_a_busybox_download_that_stalls_after_its_headers_is_the_pods_own_observation():
+    facts = _facts("mtu.blackhole-busybox")
+    _only_targets(facts, [HEALTH_HTTP, LARGE_HTTP])
+    _stalled_after_headers(facts)
+    finding = _finding(_verdict(facts), "mtu.blackhole")
+    assert finding["observed_from"] == "pod"
+    assert finding["remediation"]["params"]["path_mtu"] == 1280   # sized by the node's DF pings: the pod's ping cannot set DF
+    assert any(e.startswith("from node node-1: path MTU black hole") for e in finding["evidence"])
+
+
+def test_a_stall_after_the_headers_without_a_small_request_passing_is_no_mtu_finding():
+    facts = _facts("mtu.blackhole-busybox")
+    _only_targets(facts, [LARGE_HTTP])
+    _stalled_after_headers(facts)
+    facts["pod_probes"][0]["node"] = None
+    health = _check(facts["pod_probes"][0], f"http:{HEALTH_HTTP}")
+    _time_out(health)
+    assert "mtu.blackhole" not in _verdict(facts)["root_causes"]
