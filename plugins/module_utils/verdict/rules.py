@@ -573,8 +573,10 @@ def rule_ports(ctx):
 
 
 def _node_saw_no_answer(ctx, target):
-    """The pod's tools cannot run the target's check, and the node's same check got no answer while the node reaches other things."""
-    return _unmeasured(target.main()) and ctx.node is not None and _no_answer(target, ctx.node) and ctx.node.any_external_ok()
+    """The pod's tools cannot run the target's check nor its connect (a connect the pod made itself is not blocked), and the node's
+    same check got no answer while the node reaches other things."""
+    pod_unmeasured = _unmeasured(target.main()) and _unmeasured(ctx.pod.check(target.connect_id()))
+    return pod_unmeasured and ctx.node is not None and _no_answer(target, ctx.node) and ctx.node.any_external_ok()
 
 
 def rule_mtu(ctx):

@@ -199,3 +199,15 @@ def test_a_stall_after_the_headers_without_a_small_request_passing_is_no_mtu_fin
     health = _check(facts["pod_probes"][0], f"http:{HEALTH_HTTP}")
     _time_out(health)
     assert "mtu.blackhole" not in _verdict(facts)["root_causes"]
+
+
+def test_a_connect_the_pod_made_itself_is_not_blocked_whatever_the_node_saw():
+    """A BusyBox pod's HTTPS target: its wget gives up on TLS, but its own TCP connect passed; the node's connect timing out
+    does not make the port blocked for the pod."""
+    facts = _facts("mtu.blackhole-busybox")
+    _only_targets(facts, [LARGE_HTTPS])
+    node = facts["pod_probes"][0]["node"]
+    _time_out(_check(node, "tcp:api.example.test:443"))
+    _check(node, "mtu:api.example.test")["details"]["blackhole"] = False
+    assert _check(facts["pod_probes"][0], "tcp:api.example.test:443")["status"] == "ok"
+    assert _verdict(facts)["root_causes"] == []
