@@ -757,9 +757,9 @@ def evaluate_pod(facts):
     healthy = ctx.pod.probed and not findings and all(t["status"] == "ok" for t in targets)
     if healthy:
         stand_ins = [t for t in ctx.targets if t.observed_from == "node"]
+        from_node = " (from its node where the pod's tools cannot send UDP)" if stand_ins else ""
         findings = [{"id": "healthy", "layer": "none", "hop": None, "severity": "info",
-                     "summary": f"every check from {ctx.ref} to every target passed" + (" (from its node where the pod's tools cannot send UDP)"
-                                                                                      if stand_ins else ""),
+                     "summary": f"every check from {ctx.ref} to every target passed{from_node}",
                      "evidence": [ctx.node_evidence(t) if t.observed_from == "node" else _quote(t.main()) for t in ctx.targets if t.main()],
                      "not_checked": [n for n in ctx.not_checked if any(n.startswith(f"{t.url}:") for t in stand_ins)],
                      "remediation": {"summary": "", "module": None, "params": {}}, "targets": [t.url for t in ctx.targets],
