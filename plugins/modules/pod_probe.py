@@ -468,6 +468,10 @@ checks: &checks
         time_connect:
           description: http, seconds until the TCP connect completed (0 when it did not).
           type: float
+        timeout_stage:
+          description:
+            - http, where a timed-out request stopped, C(connect), C(tls) or C(transfer) (BusyBox wget - the headers came, the body stalled).
+          type: str
         issuer:
           description: tls, the certificate's issuer.
           type: str

@@ -3,7 +3,9 @@
 The diagnose role used to compute this in Jinja; here it is plain Python the controller runs in an action plugin, so it is
 unit-tested and costs no module round trip. ``plan_cluster_reads(probes)`` returns:
 
-- ``needed``: a pod could not be probed or some check failed or errored; the cluster-side analysers only matter then.
+- ``needed``: a pod could not be probed, some check failed or errored, or a pod's tools could not send a target's UDP
+  (BusyBox nc has no -u): the verdict then lets the node's UDP check stand in only when no NetworkPolicy read says no.
+  The cluster-side analysers only matter in those cases.
   ``probes`` is pod_probe's ``results`` (one entry per pod); a pod whose entry says ``failed`` gets no netpol or mesh read.
 - ``cluster_network_destination``: the first address any pod's DNS check resolved (cluster_network_info asks the node's
   route table about it), or None.
@@ -33,6 +35,10 @@ def _resolved(checks, name=None):
     return addresses
 
 
+def _udp_unmeasured(checks):
+    return any(c.get("kind") == "udp" and c.get("status") == "skipped" for c in checks)
+
+
 def _probe_parts(probe, index):
     if not isinstance(probe, dict):
         raise PlanError(f"pod_probes[{index}] is a {type(probe).__name__}, not a pod_probe result")
@@ -49,7 +55,7 @@ def plan_cluster_reads(probes):
     needed, destination, netpol, mesh = False, None, [], []
     for index, probe in enumerate(probes):
         pod, targets, checks = _probe_parts(probe, index)
-        if not probe.get("probed") or any(t.get("status") in FAILED for t in targets):
+        if not probe.get("probed") or any(t.get("status") in FAILED for t in targets) or _udp_unmeasured(checks):
             needed = True
         if probe.get("failed"):
             continue  # pod_probe could not reach the pod (not found, forbidden): the readers about it would fail the same way

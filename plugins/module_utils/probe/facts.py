@@ -29,6 +29,7 @@ CURL_FIELDS = ("http_code", "time_namelookup", "time_connect", "time_appconnect"
                "ssl_verify_result", "remote_ip")
 HTTP_STATUS_LINE = re.compile(r"HTTP/[0-9.]{1,20} ([0-9]{3})")
 WGET_ERROR_STATUS = re.compile(r"ERROR ([0-9]{3})")
+WGET_BYTES = re.compile(r"^kdwbytes +([0-9]{1,12})$", re.M)   # the probe script's count of the body bytes wget received
 VERIFY_RETURN = re.compile(r"Verify return code: ([0-9]{1,9}) \(([^)]*)\)")
 VERIFY_ERROR = re.compile(r"verify error:num=([0-9]{1,9}):(.*)")
 
@@ -373,10 +374,12 @@ def parse_curl(exit_code, output: str, params: dict) -> dict:
 def parse_wget(exit_code, output: str, params: dict) -> dict:
     """BusyBox and GNU wget with -S: the status lines come from the server headers."""
     url = params["url"]
+    received = WGET_BYTES.findall(output)   # printed last: an earlier line is text someone else printed
+    output = WGET_BYTES.sub("", output).strip("\n")
     what = f"{'HTTPS' if url.startswith('https:') else 'HTTP'} {url}"
     statuses = [int(code) for code in HTTP_STATUS_LINE.findall(output)] + [int(code) for code in WGET_ERROR_STATUS.findall(output)]
     details = {"url": url, "mode": params.get("mode"), "proxy": params.get("via_proxy"), "http_code": statuses[-1] if statuses else None,
-               "certificate_verified": params.get("certificate_verified", True)}
+               "certificate_verified": params.get("certificate_verified", True), "size_download": int(received[-1]) if received else None}
     if "ssl_client" in output and ("can't execute" in output or "not found" in output):
         return fact("error", "tool_missing", f"{what}: this wget has no TLS support (ssl_client missing)", **details)
     if "bad TLS record" in output or ("TLS certificate validation not implemented" in output and "error getting response" in output):
@@ -389,8 +392,14 @@ def parse_wget(exit_code, output: str, params: dict) -> dict:
     tls_class = tls_class_of_text(output)
     if tls_class:
         return fact("fail", tls_class, f"{what}: {_last_line(output)}", **details)
-    if "download timed out" in output.lower():
-        return fact("fail", "timeout", f"{what}: download timed out", **details)
+    if _timed_out(exit_code) or "download timed out" in output.lower():
+        # wget prints "Connecting to" before it connects: without headers, a stall in connect cannot be told from one awaiting
+        # the answer; with headers, the body stalled (a path MTU black hole drops the first full-size segment of it)
+        stage = "transfer" if details["http_code"] is not None else None
+        details["timeout_stage"] = stage
+        got = f" after {details['size_download']} bytes of the body" if stage and details["size_download"] is not None else ""
+        return fact("fail", "timeout", f"{what}: " + (f"the download stalled{got}" if stage else "no response before the timeout")
+                    + (" (0 bytes received)" if not stage and details["size_download"] == 0 else ""), **details)
     result = _failure(output, exit_code, what)
     result["details"].update(details)
     return result

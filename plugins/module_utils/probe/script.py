@@ -14,6 +14,8 @@ root filesystem and in images without mktemp or rm) and prints it as lines tagge
     <index> x <exit code> <duration ms>
 
 Each line is written with one printf, well under PIPE_BUF, so concurrent checks interleave only whole lines.
+wget has no write-out like curl's: its body goes through `wc -c`, so a download that stalls still says how many bytes came
+(`kdwbytes N`, printed after wget ends), and its exit code is the check's (without wc the body goes to /dev/null).
 Both scripts run under bash, dash and BusyBox ash.
 """
 
@@ -129,7 +131,11 @@ ck_curl() {
 }
 ck_wget() {
   [ "$2" = direct ] && unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-  if [ -n "$3" ]; then to wget -S -O /dev/null "$1"; else to wget -S -O /dev/null -T $T "$1"; fi
+  if [ -n "$3" ]; then set -- "$1"; else set -- -T "$T" "$1"; fi
+  command -v wc >/dev/null 2>&1 || { to wget -S -O /dev/null "$@"; return; }
+  exec 4>&1
+  r=$( { { to wget -S -O - "$@" 2>&4; echo $? >&5; } | { n=$(wc -c); echo "kdwbytes $n" >&4; }; } 5>&1 )
+  return "${r:-1}"
 }
 ck_curlbody() { to curl -sS --connect-timeout $T --max-time $T --max-filesize 65536 "$1" </dev/null; }
 ck_wgetbody() { if [ -n "$2" ]; then to wget -q -O - "$1"; else to wget -q -O - -T $T "$1"; fi; }

@@ -4,8 +4,10 @@
 the pod and, with ``node``, from its node), ``netpol`` (netpol_egress_info), ``coredns`` (coredns_info), ``cluster_network``
 (cluster_network_info), ``mesh`` (mesh_egress_info, one per target) and ``pod`` (egress_pods_info: labels). Each rule is one
 conclusion of the field guide (docs/verdict.md lists them); rules read facts only, never scenario names. The findings have
-the shape docs/architecture.md documents: ``{id, layer, hop, severity, summary, evidence[], not_checked[], remediation{summary, module, params}, targets[]}``,
-ordered by what to fix first. A pod whose every target works gets ``healthy`` and nothing else.
+the shape docs/architecture.md documents: ``{id, layer, hop, severity, summary, evidence[], not_checked[], remediation{summary, module, params}, targets[],
+observed_from}``, ordered by what to fix first. ``observed_from`` is ``pod`` when the pod's own checks prove the cause, ``node``
+when the node probe measured what the pod's tools cannot (BusyBox: no DF ping, no UDP netcat, no TLS it can complete).
+A pod whose every target works gets ``healthy`` and nothing else.
 
 ``evaluate_cluster(bundle)`` splits what the diagnose role registered for a cluster (module results) into one
 facts dict per pod and evaluates each. Plain Python, stdlib only, no I/O.
@@ -26,6 +28,8 @@ from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import 
 
 NO_ANSWER = ("timeout", "unreachable", "refused", "reset", "no_answer")
 METADATA_CIDR = "169.254.169.254/32"
+# A pod check with these classes did not measure the network: its tool is missing or gave up (BusyBox wget's TLS).
+UNMEASURED = ("tool_missing", "tool_limited")
 
 
 class VerdictError(ValueError):
@@ -85,6 +89,11 @@ def _quote(check):
     return check.get("summary") or f"{check.get('id')}: {check.get('status')}"
 
 
+def _unmeasured(check):
+    """The pod's tools could not run this check (skipped for a missing tool, or the tool gave up): it proves nothing either way."""
+    return check is None or check.get("status") == "skipped" or (check.get("status") == "error" and check.get("error_class") in UNMEASURED)
+
+
 class Target:
     """One target and the checks that concern it, in the pod and on the node."""
 
@@ -97,6 +106,7 @@ class Target:
         self.url, self.host, self.port = entry["url"], entry["host"], entry["port"]
         self.protocol, self.scheme = entry.get("protocol", "tcp"), entry.get("scheme", "https")
         self.is_ip = bool(entry.get("host_is_ip"))
+        self.observed_from = "pod"   # "node" when the node's check stands in for one the pod's tools cannot run
         self.host_port = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def main_check_id(self):
@@ -112,6 +122,8 @@ class Target:
         return probe.check(self.main_check_id()) or probe.check(self.connect_id())
 
     def works(self, probe=None):
+        if probe is None and self.observed_from == "node":
+            return True
         main = self.main(probe)
         return bool(main) and main["status"] == "ok"
 
@@ -140,11 +152,11 @@ class Target:
 
 
 class Finding:
-    def __init__(self, cause_id, summary, evidence, remediation, targets, not_checked=None, severity="critical"):
+    def __init__(self, cause_id, summary, evidence, remediation, targets, not_checked=None, severity="critical", observed_from="pod"):
         layer, hop = LAYERS[cause_id]
         self.data = {"id": cause_id, "layer": layer, "hop": hop, "severity": severity, "summary": summary,
                      "evidence": [e for e in evidence if e], "not_checked": list(not_checked or []),
-                     "remediation": remediation, "targets": sorted(set(targets))}
+                     "remediation": remediation, "targets": sorted(set(targets)), "observed_from": observed_from}
 
 
 def _remedy(summary, module=None, **params):
@@ -173,15 +185,30 @@ class Context:
         self.targets = [Target(t, self.pod, self.node) for t in probe_facts.get("targets") or [] if isinstance(t, dict) and "url" in t]
         self.findings = {}
         self.not_checked = []
+        for target in self.targets:
+            if self._node_stands_in(target):
+                target.observed_from = "node"
+                self.not_checked.append(f"{target.url}: the pod's tools cannot send UDP ({_quote(target.main())}); the node's datagram was "
+                                        "answered and no NetworkPolicy stops the pod's, so the node's check stands in")
 
-    def add(self, cause_id, summary, evidence, remediation, targets, not_checked=None, severity="critical"):
+    def _node_stands_in(self, target):
+        """A UDP target the pod cannot send to (BusyBox nc has no -u) counts as reached when the node's datagram was answered,
+        the pod itself gets out, and the NetworkPolicy read (which the node's hostNetwork traffic escapes) allows the pod's."""
+        if target.protocol != "udp" or self.node is None or not _unmeasured(target.main()):
+            return False
+        allowed, _reasons, _policies = self.netpol_decision(target)
+        return allowed is True and target.works(self.node) and self.pod.any_external_ok()
+
+    def add(self, cause_id, summary, evidence, remediation, targets, not_checked=None, severity="critical", observed_from="pod"):
         """Record a finding; a cause already found for other targets gains these targets and any new evidence."""
         if cause_id in self.findings:
             existing = self.findings[cause_id].data
             existing["targets"] = sorted(set(existing["targets"]) | set(targets))
             existing["evidence"] += [e for e in evidence if e and e not in existing["evidence"]]
+            if observed_from == "pod":   # the pod's own observation of any of its targets proves it
+                existing["observed_from"] = "pod"
             return
-        self.findings[cause_id] = Finding(cause_id, summary, evidence, remediation, targets, not_checked, severity)
+        self.findings[cause_id] = Finding(cause_id, summary, evidence, remediation, targets, not_checked, severity, observed_from)
 
     def source(self, name):
         """A fact source by its name in verdict/sources.py (None, or [] for a list source, when it did not run)."""
@@ -555,41 +582,84 @@ def rule_ports(ctx):
     if not ctx.pod.any_external_ok():
         return
     for target in _blocked_targets(ctx):
-        if target.url in handled or not _no_answer(target, ctx.pod):
+        if target.url in handled:
+            continue
+        observed_from = "pod" if _no_answer(target, ctx.pod) else "node" if _node_saw_no_answer(ctx, target) else None
+        if observed_from is None:
             continue
         passing = [c for c in ctx.pod.checks.values() if c.get("kind") in ("tcp", "udp", "http", "egress_ip") and c["status"] == "ok"]
         same_host = [c for c in passing if target.host in (c.get("target") or "") or target.host == (c.get("params") or {}).get("host")]
-        evidence = [_quote(target.main()), *(_quote(c) for c in (same_host or passing)[:2]), ctx.node_evidence(target)]
+        main = _quote(target.main()) if observed_from == "pod" else f"the pod could not send it itself: {_quote(target.main())}"
+        evidence = [main, *(_quote(c) for c in (same_host or passing)[:2]), ctx.node_evidence(target)]
         ctx.add("firewall.port_blocked", f"{target.protocol.upper()} {target.port} to {target.host} is dropped while other "
                 f"{'ports of the same host' if same_host else 'destinations'} pass, and no NetworkPolicy explains it",
                 evidence, _remedy(f"allow egress {target.protocol.upper()} {target.port} to {target.host} on the firewall between the cluster and "
                                   "the internet (cloud security group / NACL / firewall rule, or the corporate firewall)", None,
                                   protocol=target.protocol.upper(), port=target.port, destinations=target.resolved_ips() or [target.host]),
-                [target.url], not_checked=["cloud firewall rules were not read (no cloud facts): the rule that drops it is not named"])
+                [target.url], not_checked=["cloud firewall rules were not read (no cloud facts): the rule that drops it is not named"],
+                observed_from=observed_from)
+
+
+def _node_saw_no_answer(ctx, target):
+    """The pod's tools cannot run the target's check nor its connect (a connect the pod made itself is not blocked), and the node's
+    same check got no answer while the node reaches other things."""
+    pod_unmeasured = _unmeasured(target.main()) and _unmeasured(ctx.pod.check(target.connect_id()))
+    return pod_unmeasured and ctx.node is not None and _no_answer(target, ctx.node) and ctx.node.any_external_ok()
 
 
 def rule_mtu(ctx):
-    """Small requests pass, large ones stall -> a path MTU black hole."""
+    """Small requests pass, large ones stall -> a path MTU black hole: measured by the pod's DF pings, or by the node's when the
+    pod's ping cannot set DF (BusyBox) and the pod's own large request stalls or cannot be made."""
     for target in ctx.targets:
         if target.works():
             continue
         main = target.main()
         mtu = ctx.pod.check(check_id("mtu", target.host))
         blackhole = mtu and (mtu.get("details") or {}).get("blackhole")
-        stalled_after_connect = main and main.get("error_class") == "timeout" and (main.get("details") or {}).get("time_connect")
+        main_details = (main or {}).get("details") or {}
+        # curl says it connected; wget (no write-out) says its headers came before the body stalled
+        stalled_after_connect = main and main.get("error_class") == "timeout" and (main_details.get("time_connect")
+                                                                                   or main_details.get("timeout_stage") == "transfer")
         small_ok = any(c["status"] == "ok" for c in ctx.pod.of_kind("http") if (c.get("params") or {}).get("url", "").split("/")[2:3] == [target.host]
                        or target.host in c.get("target", ""))
+        passing_http = [c for c in ctx.pod.of_kind("http") if c["status"] == "ok" and target.host in c.get("target", "")]
+        node = _node_blackhole(ctx, target)
         if blackhole or (stalled_after_connect and small_ok):
-            details = (mtu or {}).get("details") or {}
-            passing_http = [c for c in ctx.pod.of_kind("http") if c["status"] == "ok" and target.host in c.get("target", "")]
-            ctx.add("mtu.blackhole", f"path MTU black hole towards {target.host}: small packets pass, packets of "
-                    f"{details.get('smallest_lost') or 'larger'} bytes and more vanish without an ICMP frag-needed",
-                    [_quote(main), _quote(mtu) if mtu else None, *(_quote(c) for c in passing_http)][:4],
-                    _remedy(f"set the pod network MTU to at most {details.get('path_mtu_estimate') or details.get('largest_ok') or 'the path MTU'} "
-                            "(CNI MTU setting), or let ICMP 'fragmentation needed' through the hop that drops it", None,
-                            path_mtu=details.get("path_mtu_estimate") or details.get("largest_ok"), interface_mtu=details.get("interface_mtu"),
-                            host=target.host),
-                    [target.url])
+            # the pod's own DF pings size the fix; without them (BusyBox) the node's, when it measured the black hole
+            sized_by = mtu if blackhole or not node else node[0]
+            _add_mtu(ctx, target, sized_by, [*[_quote(main), _quote(mtu) if mtu else None, *(_quote(c) for c in passing_http)][:4],
+                                             None if sized_by is mtu else f"from node {ctx.pod_info.get('node')}: {_quote(sized_by)}"], "pod")
+            continue
+        pod_stalled_or_blind = main is not None and (main.get("error_class") == "timeout" or _unmeasured(main))
+        if node and pod_stalled_or_blind and not (mtu and mtu["status"] == "ok") and ctx.pod.any_external_ok():
+            node_mtu, node_main = node
+            pod_saw = _quote(main) if main.get("error_class") == "timeout" else f"the pod could not make the request itself: {_quote(main)}"
+            _add_mtu(ctx, target, node_mtu, [pod_saw, f"from node {ctx.pod_info.get('node')}: {_quote(node_mtu)}",
+                                             f"from node {ctx.pod_info.get('node')}: {_quote(node_main)}",
+                                             *(_quote(c) for c in passing_http[:1]),
+                                             f"the pod's own path MTU was not measured: {_quote(mtu)}" if mtu else None], "node")
+
+
+def _node_blackhole(ctx, target):
+    """(DF pings, request) from the node: its DF pings to the host found a black hole and its own request to the target stalled."""
+    if ctx.node is None:
+        return None
+    mtu, main = ctx.node.check(f"mtu:{target.host}"), target.main(ctx.node)
+    if mtu and (mtu.get("details") or {}).get("blackhole") and main and main.get("error_class") == "timeout":
+        return mtu, main
+    return None
+
+
+def _add_mtu(ctx, target, mtu, evidence, observed_from):
+    details = (mtu or {}).get("details") or {}
+    ctx.add("mtu.blackhole", f"path MTU black hole towards {target.host}: small packets pass, packets of "
+            f"{details.get('smallest_lost') or 'larger'} bytes and more vanish without an ICMP frag-needed",
+            evidence,
+            _remedy(f"set the pod network MTU to at most {details.get('path_mtu_estimate') or details.get('largest_ok') or 'the path MTU'} "
+                    "(CNI MTU setting), or let ICMP 'fragmentation needed' through the hop that drops it", None,
+                    path_mtu=details.get("path_mtu_estimate") or details.get("largest_ok"), interface_mtu=details.get("interface_mtu"),
+                    host=target.host),
+            [target.url], observed_from=observed_from)
 
 
 TLS_CAUSES = {"tls_unknown_ca": "tls.unknown_ca", "tls_ca_bundle": "tls.unknown_ca", "tls_expired": "tls.cert_expired",
@@ -714,9 +784,14 @@ def evaluate_pod(facts):
     targets = [_target_result(ctx, t, findings) for t in ctx.targets]
     healthy = ctx.pod.probed and not findings and all(t["status"] == "ok" for t in targets)
     if healthy:
+        stand_ins = [t for t in ctx.targets if t.observed_from == "node"]
+        from_node = " (from its node where the pod's tools cannot send UDP)" if stand_ins else ""
         findings = [{"id": HEALTHY.id, "layer": HEALTHY.layer, "hop": HEALTHY.hop, "severity": "info",
-                     "summary": f"every check from {ctx.ref} to every target passed", "evidence": [_quote(t.main()) for t in ctx.targets if t.main()],
-                     "not_checked": [], "remediation": {"summary": "", "module": None, "params": {}}, "targets": [t.url for t in ctx.targets]}]
+                     "summary": f"every check from {ctx.ref} to every target passed{from_node}",
+                     "evidence": [ctx.node_evidence(t) if t.observed_from == "node" else _quote(t.main()) for t in ctx.targets if t.main()],
+                     "not_checked": [n for n in ctx.not_checked if any(n.startswith(f"{t.url}:") for t in stand_ins)],
+                     "remediation": {"summary": "", "module": None, "params": {}}, "targets": [t.url for t in ctx.targets],
+                     "observed_from": "pod"}]
         for entry in targets:
             entry.update(status="healthy", root_causes=[HEALTHY.id])
     for entry in targets:

@@ -25,6 +25,14 @@ def test_a_failed_target_needs_the_cluster_reads(status):
     assert plan_cluster_reads([probe("a", [API]), probe("b", [dict(API, status=status)])])["needed"] is True
 
 
+@pytest.mark.parametrize(("udp_status", "needed"), [("skipped", True), ("ok", False)])
+def test_a_udp_target_the_pod_cannot_send_to_needs_the_cluster_reads(udp_status, needed):
+    """BusyBox nc has no -u: the node's UDP check may stand in only if the policy read says nothing selects the pod against it."""
+    echo = {"host": "udp-echo.example.test", "host_is_ip": False, "port": 5353, "protocol": "udp", "status": "ok"}
+    udp = {"kind": "udp", "status": udp_status, "params": {"host": "udp-echo.example.test", "port": 5353}}
+    assert plan_cluster_reads([probe("tiny", [echo], [dns("udp-echo.example.test", ["198.51.100.14"]), udp])])["needed"] is needed
+
+
 def test_a_pod_that_could_not_be_probed_needs_the_cluster_reads():
     assert plan_cluster_reads([probe("web", [], probed=False)])["needed"] is True
 

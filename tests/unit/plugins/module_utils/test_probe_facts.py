@@ -172,3 +172,30 @@ def test_ping_round_trip_with_crafted_numbers_never_crashes(output, rtt):
 def test_curl_write_out_with_extra_fields_or_a_forged_earlier_line_never_crashes(output):
     result = probe_facts.parse_curl(7, output, {"url": "https://api.example.test/", "mode": "env"})
     assert result["details"]["remote_ip"] in ("198.51.100.10", None)
+
+
+# BusyBox 1.35 wget through PROBE_SCRIPT's ck_wget against a local server that sends the headers and 1000 of 100000 body
+# bytes, then nothing (captured on this host); then the same with lines a server could try to forge the byte count with.
+BUSYBOX_WGET_STALLED = ("Connecting to 127.0.0.1:34325 (127.0.0.1:34325)\n  HTTP/1.1 200 OK\n  Content-Length: 100000\n  Connection: close\n"
+                        "  \nwriting to stdout\n-                      1% |                                |  1000  0:01:39 ETA\n"
+                        "-                      1% |                                |  1000  0:03:18 ETA\nKilled\nkdwbytes 1000")
+
+
+@pytest.mark.parametrize("output", [
+    BUSYBOX_WGET_STALLED,
+    BUSYBOX_WGET_STALLED.replace("  Connection: close", "  kdwbytes 999999\n  Connection: close"),   # a header: indented by wget
+    "kdwbytes 5\n" + BUSYBOX_WGET_STALLED,                                                          # the last count is the script's
+    BUSYBOX_WGET_STALLED.replace("Killed", "Killed\nkdwbytes 99999999999999999999"),               # not a bounded ASCII count
+])
+def test_a_stalled_wget_download_counts_only_the_scripts_last_byte_count(output):
+    result = probe_facts.parse_wget(137, output, {"url": "http://127.0.0.1:34325/x", "mode": "env"})
+    assert (result["status"], result["error_class"]) == ("fail", "timeout")
+    assert result["details"]["timeout_stage"] == "transfer" and result["details"]["size_download"] == 1000
+    assert result["summary"] == "HTTP http://127.0.0.1:34325/x: the download stalled after 1000 bytes of the body"
+
+
+def test_a_wget_output_without_a_byte_count_has_none():
+    """Facts recorded before the body was counted, or a container without wc: the size is unknown, not 0."""
+    result = probe_facts.parse_wget(137, "Connecting to api.example.test (198.51.100.10:80)\nKilled", {"url": "http://api.example.test/x"})
+    assert (result["error_class"], result["details"]["size_download"], result["details"]["timeout_stage"]) == ("timeout", None, None)
+    assert result["summary"] == "HTTP http://api.example.test/x: no response before the timeout"

@@ -250,3 +250,67 @@ def test_credentials_a_tool_prints_in_a_url_are_redacted_before_parsing():
     assert "pw-9f3" not in raw["output"] and "alice" not in raw["output"] and "bob" not in raw["output"]
     assert "http://REDACTED@proxy.corp:3128" in raw["output"] and "https://REDACTED@z.test/" in raw["output"]
     assert "plain http://proxy.corp:3128/ stays" in raw["output"]
+
+
+@pytest.fixture(scope="module")
+def stalling_server():
+    """HTTP on 127.0.0.1 whose /stall sends the headers and 1000 of 100000 body bytes, then nothing (what a path MTU black hole
+    does to a large download); /silent answers nothing at all; / answers a 3-byte body."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn):
+        with conn:
+            request = conn.recv(4096).split(b" ")
+            path = request[1] if len(request) > 1 else b"/"
+            if path == b"/stall":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n" + b"x" * 1000)
+            elif path == b"/":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+                return
+            stop.wait(30)
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _peer = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def busybox_bin(tmp_path_factory):
+    """A PATH holding only BusyBox applets, as in a busybox image."""
+    bin_dir = tmp_path_factory.mktemp("busybox-bin")
+    for applet in ("wget", "wc", "timeout", "sleep", "kill"):
+        os.symlink(shutil.which("busybox"), bin_dir / applet)
+    return str(bin_dir)
+
+
+STALLED, SILENT, SMALL = ("/stall", ("fail", "timeout", "transfer", 1000)), ("/silent", ("fail", "timeout", None, 0)), ("/", ("ok", None, None, 3))
+BUSYBOX_SH = ["busybox", "sh", "-c"]
+
+
+@pytest.mark.parametrize(("shell", "wget", "path", "expect"), [
+    *((shell.values[0], "busybox", *STALLED) for shell in SHELLS),   # a stall waits out the timeout: every shell once, the rest under ash
+    (BUSYBOX_SH, "busybox", *SILENT), (BUSYBOX_SH, "busybox", *SMALL),
+    (BUSYBOX_SH, "gnu", *STALLED), (BUSYBOX_SH, "gnu", *SILENT), (BUSYBOX_SH, "gnu", *SMALL),
+])
+def test_a_wget_download_says_how_many_body_bytes_came(shell, wget, path, expect, stalling_server, busybox_bin):
+    url = f"http://127.0.0.1:{stalling_server}{path}"
+    record = ("wget", url, "env", "busybox") if wget == "busybox" else ("wget", url, "env")   # BusyBox 1.35 wget -T crashes
+    check = probe_script.Check("c", "http", url, "wget", record, params={"url": url, "mode": "env"})
+    argv = probe_script.probe_argv([check], 1, "gnu", NONCE)
+    env = dict(os.environ, PATH=busybox_bin) if wget == "busybox" else None
+    completed = subprocess.run([shutil.which(shell[0]), *shell[1:], *argv[2:]], capture_output=True, text=True, timeout=30, check=False,
+                               env=env)
+    (raw,) = probe_script.split_probe_output(completed.stdout, 1, NONCE)
+    fact = probe_facts.parse_check("http", "wget", raw["exit_code"], raw["output"], check.params)
+    assert (fact["status"], fact["error_class"], fact["details"].get("timeout_stage"), fact["details"]["size_download"]) == expect, raw
+    assert "kdwbytes" not in fact["summary"]
