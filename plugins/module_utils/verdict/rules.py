@@ -500,7 +500,7 @@ def rule_path(ctx):
     node_resolver = next((c for c in ctx.node.of_kind("dns") if (c.get("params") or {}).get("via") == "pod" and c["status"] != "ok"), None)
     if node_resolver:
         evidence.append(f"from the node, through its own resolver: {_quote(node_resolver)}")
-    compared = _compare_other_node(ctx, silent, evidence)
+    compared = _compare_other_node(ctx, silent, evidence, cluster_dns_ok)
     if compared is None:
         return
     nodes = ", ".join([node, *compared])
@@ -524,14 +524,28 @@ def _node_remedy(node):
                    None, node=node, commands=[f"kubectl debug node/{node} -it --image=nicolaka/netshoot -- iptables-save"])
 
 
-def _compare_other_node(ctx, silent, evidence):
+def _coredns_elsewhere(ctx):
+    """The nodes the CoreDNS pods run on when none runs on the pod's node (then the names the pod resolved say nothing of
+    its node's way out), else []."""
+    nodes = sorted({p.get("node") for p in (ctx.coredns or {}).get("pods") or [] if isinstance(p, dict) and p.get("node")})
+    return nodes if nodes and ctx.pod_info.get("node") not in nodes else []
+
+
+def _compare_other_node(ctx, silent, evidence, cluster_dns_ok):
     """With the pod and its node both cut off: the other nodes that fail too ([] for a single-node cluster or facts without
     the comparison), after which the cluster's path is concluded as before; or None when this rule concludes itself: the
     other node gets out (node.egress_broken, naming the pod's node), or it could not be compared in a cluster that has
     other nodes (names may resolve through CoreDNS on another node, so neither "the node" nor "the subnet" is proven)."""
     facts = ctx.other_node_facts
     node = ctx.pod_info.get("node")
+    coredns_nodes = _coredns_elsewhere(ctx) if cluster_dns_ok else []
+    if coredns_nodes:
+        evidence.append(f"names resolve through CoreDNS on node {', '.join(coredns_nodes)}, not on node {node}")
     if facts is None:
+        if coredns_nodes:   # facts from before the comparison existed: the subnet is not blamed on another node's answers
+            ctx.not_checked.append(f"no other node was compared with node {node}, and the names it resolved came through CoreDNS on node "
+                                   f"{', '.join(coredns_nodes)}: a fault of node {node} alone cannot be told from the cluster's way out")
+            return None
         return []
     choice = facts.get("choice") or {}
     other = ctx.other_node

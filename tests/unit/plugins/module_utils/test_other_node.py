@@ -256,13 +256,6 @@ def test_other_node_gets_out_names_the_pods_node_with_both_sides_as_evidence():
     assert finding["not_checked"] == []
 
 
-def test_the_same_facts_without_the_comparison_give_what_they_gave_before():
-    """Facts recorded before the other node existed keep their verdict: here the bug the comparison fixes (the subnet blamed)."""
-    bundle = copy.deepcopy(RECORDED["facts"])
-    del bundle["pod_probes"][0]["other_node"]
-    assert evaluate_cluster(bundle)[0]["root_causes"] == ["route.no_internet_path"]
-
-
 def test_another_zone_that_gets_out_does_not_rule_out_the_pods_zone():
     other = recorded_other()
     other["choice"].update(zone="eu-west-1b", pod_node_zone="eu-west-1a")
@@ -320,3 +313,26 @@ def test_a_single_node_cluster_concludes_as_before():
                             "has no other node", "choice": {"node": None, "nodes_in_cluster": 1}, "runner": {"mode": "none"},
                             "checks": [], "targets": [], "summary": {}})
     assert verdict["root_causes"] == ["route.no_internet_path"]
+
+
+def test_without_the_comparison_names_from_coredns_on_another_node_do_not_blame_the_subnet():
+    """Facts without other_node (recorded before it existed) whose CoreDNS runs on another node: neither cause is concluded."""
+    bundle = copy.deepcopy(RECORDED["facts"])
+    del bundle["pod_probes"][0]["other_node"]
+    assert [p["node"] for p in bundle["coredns"]["pods"]] == ["node-1"]
+    verdict = evaluate_cluster(bundle)[0]
+    assert verdict["root_causes"] == []
+    assert any("came through CoreDNS on node node-1" in line for line in verdict["not_checked"])
+
+
+def test_without_the_comparison_coredns_on_the_pods_node_concludes_as_before():
+    bundle = copy.deepcopy(RECORDED["facts"])
+    del bundle["pod_probes"][0]["other_node"]
+    for pod in bundle["coredns"]["pods"]:
+        pod["node"] = "node-2"
+    assert evaluate_cluster(bundle)[0]["root_causes"] == ["route.no_internet_path"]
+
+
+def test_the_finding_says_where_the_names_were_resolved():
+    [finding] = verdict_with(recorded_other())["findings"]
+    assert "names resolve through CoreDNS on node node-1, not on node node-2" in finding["evidence"]
