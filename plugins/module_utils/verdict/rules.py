@@ -101,8 +101,8 @@ def _quote(check):
 class Target:
     """One target and the checks that concern it, in the pod and on the node."""
 
-    def __init__(self, entry, pod, node):
-        self.entry, self.pod, self.node = entry, pod, node
+    def __init__(self, entry, pod, node, other_node=None):
+        self.entry, self.pod, self.node, self.other_node = entry, pod, node, other_node
         for key, kind in (("url", str), ("host", str), ("port", int)):
             if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
                 raise VerdictError(f"pod_probe target {entry.get('url')!r} has no valid {key} (got {entry.get(key)!r}): pass the targets "
@@ -149,6 +149,10 @@ class Target:
         if self.node is not None and self.node.probed:
             rows += [{"name": f"node {c['id']}", "status": CHECK_STATUS.get(c["status"], c["status"]), "detail": c.get("summary", "")}
                      for c in self.node.checks.values() if c["id"] in ids]
+        if self.other_node is not None:
+            name = ((self.other_node.facts.get("choice") or {}).get("node") or (self.other_node.facts.get("runner") or {}).get("node"))
+            rows += [{"name": f"other node {name} {c['id']}", "status": CHECK_STATUS.get(c["status"], c["status"]),
+                      "detail": c.get("summary", "")} for c in self.other_node.checks.values() if c["id"] in ids]
         return rows
 
 
@@ -188,7 +192,8 @@ class Context:
         self.coredns = None if _skipped(facts.get("coredns")) else facts["coredns"]
         self.cluster_network = None if _skipped(facts.get("cluster_network")) else facts["cluster_network"]
         self.mesh = [m for m in facts.get("mesh") or [] if not _skipped(m)]
-        self.targets = [Target(t, self.pod, self.node) for t in probe_facts.get("targets") or [] if isinstance(t, dict) and "url" in t]
+        self.targets = [Target(t, self.pod, self.node, self.other_node) for t in probe_facts.get("targets") or []
+                        if isinstance(t, dict) and "url" in t]
         self.findings = {}
         self.not_checked = []
 

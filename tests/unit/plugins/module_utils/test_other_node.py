@@ -336,3 +336,9 @@ def test_without_the_comparison_coredns_on_the_pods_node_concludes_as_before():
 def test_the_finding_says_where_the_names_were_resolved():
     [finding] = verdict_with(recorded_other())["findings"]
     assert "names resolve through CoreDNS on node node-1, not on node node-2" in finding["evidence"]
+
+
+def test_the_report_rows_show_the_other_nodes_checks():
+    [target] = verdict_with(recorded_other())["targets"]
+    rows = {row["name"]: row["status"] for row in target["checks"]}
+    assert rows[MAIN] == "fail" and rows[f"node {MAIN}"] == "fail" and rows[f"other node node-1 {MAIN}"] == "pass"
