@@ -3,6 +3,7 @@ verdict concludes from it (other node gets out / fails too / could not be probed
 
 import copy
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,9 @@ class FakeCluster:
     """Pod shop/web on node-2; nodes from `nodes`; the probe facts of a node's debug pod come from `node_ok` (node -> does it
     get out); `refuse` maps a node to the KubeError its debug pod's create gets; every write is recorded."""
 
-    def __init__(self, nodes, node_ok, pod_ok=False, refuse=None, nodes_error=None):
+    def __init__(self, nodes, node_ok, pod_ok=False, refuse=None, nodes_error=None, app_pods=None):
         self.nodes, self.node_ok, self.pod_ok, self.refuse, self.nodes_error = nodes, node_ok, pod_ok, refuse or {}, nodes_error
+        self.app_pods = app_pods or {"web": "node-2"}   # application pod -> its node
         self.pods, self.writes, self.requests, self.exec_reruns = {}, [], [], 0
 
     def request(self, method, path, what="", query=None, body=None, **kwargs):
@@ -124,8 +126,9 @@ class FakeCluster:
         if parts[-1] == "pods":
             key, value = query["labelSelector"].split("=")
             return {"items": [p for p in self.pods.values() if p["metadata"]["labels"].get(key) == value]}
-        if parts[-1] == "web":
-            return {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"containers": [{"name": "app"}], "nodeName": "node-2"},
+        if parts[-1] in self.app_pods:
+            return {"metadata": {"name": parts[-1], "namespace": "shop"},
+                    "spec": {"containers": [{"name": "app"}], "nodeName": self.app_pods[parts[-1]]},
                     "status": {"phase": "Running", "podIP": "10.244.1.2"}}
         return self.pods[parts[-1]]
 
@@ -138,7 +141,9 @@ class FakeCluster:
         return body
 
     def facts_of(self, pod_name):
-        ok = self.pod_ok if pod_name == "web" else self.node_ok[self.pods[pod_name]["spec"]["nodeName"]]
+        # shop/web gets out only when pod_ok says so; another application pod, and a debug pod, where its node does
+        node_name = self.app_pods.get(pod_name) or self.pods[pod_name]["spec"]["nodeName"]
+        ok = self.pod_ok if pod_name == "web" else self.node_ok[node_name]
         return {**facts((MAIN, "ok" if ok else "fail")), "targets": [], "summary": {}}
 
     def left(self):
@@ -170,6 +175,23 @@ def test_when_pod_and_node_fail_another_node_is_probed_and_every_debug_pod_delet
     assert sorted(name for verb, name, *_rest in cluster.writes if verb == "DELETE") == sorted(name for _p, name, _n in created)
     assert cluster.left() == []
     assert any(n.startswith("the pod and node node-2 fail a target: compared with node node-1") for n in result["notes"])
+
+
+def test_in_a_run_of_several_pods_the_other_node_shares_the_probe_of_a_pod_on_it(fake_exec, monkeypatch):
+    cluster = FakeCluster(TWO_NODES, {"node-1": True, "node-2": False}, app_pods={"web": "node-2", "api": "node-1"})
+    real_probe_node = pod_probe.probe_node
+
+    def slow_probe_node(*args, **kwargs):
+        time.sleep(0.3)   # the node-1 probe of shop/api is still running when shop/web asks for node-1
+        return real_probe_node(*args, **kwargs)
+
+    monkeypatch.setattr(pod_probe, "probe_node", slow_probe_node)
+    pods = [{"namespace": "shop", "name": "web"}, {"namespace": "shop", "name": "api"}]
+    web, api = pod_probe.probe_pods(cluster, pods, [TARGET], options=OPTIONS, node_probe=True)["results"]
+    assert web["other_node"]["probed"] and web["other_node"]["runner"]["node"] == "node-1" and api["other_node"] is None
+    assert sorted(node_name for verb, _name, node_name in (w for w in cluster.writes if w[0] == "POST")) == ["node-1", "node-2"]
+    assert "choice" not in api["node"]   # the shared facts were not changed for the pod of node-1
+    assert cluster.left() == []
 
 
 def test_a_healthy_pod_costs_no_other_node_and_no_node_list(fake_exec):
