@@ -447,7 +447,7 @@ def choose_other_node(nodes: list, pod_node: str) -> dict:
     if _zone(node) and pod_zone and not same_zone:
         reasons.append(f"in zone {_zone(node)}, not {pod_zone} like {pod_node}")
     elif _zone(node) and pod_zone:
-        reasons.append(f"in the same zone {pod_zone} (no Ready node in another zone)")
+        reasons.append(f"in the same zone {pod_zone} (no node of another zone fits)")
     reasons.append("tainted (no untainted node fits)" if tainted else "untainted")
     why = ", ".join(reasons) + f"; {len(candidates)} of the cluster's {len(by_name) - 1} other nodes could be compared"
     return dict(choice, node=name, zone=_zone(node), why=why)
