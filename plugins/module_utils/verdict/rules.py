@@ -565,8 +565,8 @@ def _compare_other_node(ctx, silent, evidence, cluster_dns_ok):
     if not other.any_external_ok():
         evidence += [f"from node {other_name} (another node of the cluster): {_quote(m)}" for m in other_main[:2]]
         return [other_name]
-    passing = [m for m in other_main if m["status"] == "ok"] or [c for c in other.checks.values() if c["status"] == "ok"
-                                                                  and c.get("kind") in NETWORK_KINDS]
+    passing = ([m for m in other_main if m["status"] == "ok"]
+               or [c for c in other.checks.values() if c["status"] == "ok" and c.get("kind") in NETWORK_KINDS])
     not_checked, owner = [], f"node {node}'s own"
     if choice.get("zone") and choice.get("pod_node_zone") and choice["zone"] != choice["pod_node_zone"]:
         owner = f"node {node}'s own, or shared by its zone {choice['pod_node_zone']}"
