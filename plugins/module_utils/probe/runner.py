@@ -409,7 +409,7 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
 
 def _node_ready(node) -> bool:
     conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _zone(node):
@@ -423,7 +423,7 @@ def choose_other_node(nodes: list, pod_node: str) -> dict:
     its zone's NAT gateway, so "it fails there too" speaks for the whole cluster), then a node without NoSchedule or
     NoExecute taints (where workloads run, rather than a control plane or a dedicated pool), then by name, so that every
     run and every pod of a node pick the same one."""
-    by_name = {(n.get("metadata") or {}).get("name"): n for n in nodes if isinstance(n, dict)}
+    by_name = {(n.get("metadata") or {}).get("name"): n for n in nodes if isinstance(n, dict) and isinstance(n.get("metadata") or {}, dict)}
     pod_zone = _zone(by_name.get(pod_node) or {})
     left_out, candidates = [], []
     for name, node in sorted(by_name.items(), key=lambda item: str(item[0])):
@@ -436,7 +436,7 @@ def choose_other_node(nodes: list, pod_node: str) -> dict:
         if why_not:
             left_out.append(f"{name} {why_not}")
             continue
-        tainted = any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
+        tainted = any(isinstance(t, dict) and t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
         candidates.append((pod_zone is not None and _zone(node) == pod_zone, tainted, name, node))
     choice = {"node": None, "zone": None, "pod_node_zone": pod_zone, "nodes_in_cluster": len(by_name)}
     if not candidates:

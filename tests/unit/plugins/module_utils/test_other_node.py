@@ -364,3 +364,14 @@ def test_the_report_rows_show_the_other_nodes_checks():
     [target] = verdict_with(recorded_other())["targets"]
     rows = {row["name"]: row["status"] for row in target["checks"]}
     assert rows[MAIN] == "fail" and rows[f"node {MAIN}"] == "fail" and rows[f"other node node-1 {MAIN}"] == "pass"
+
+
+def test_odd_node_objects_are_left_out_without_a_traceback():
+    odd = [None, "node-9", {"metadata": None}, {"metadata": "x"}, {"metadata": {"name": "no-status"}},
+           {"metadata": {"name": "null-parts", "labels": None}, "spec": None, "status": {"conditions": [None, "Ready"]}},
+           {"metadata": {"name": "ok", "labels": None}, "spec": {"taints": [None]}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+           node("pod-node")]
+    choice = pod_probe.choose_other_node(odd, "pod-node")
+    assert choice["node"] == "ok"
+    assert "no-status not Ready" not in choice["why"]   # the why of a chosen node lists no left-out ones
+    assert pod_probe.choose_other_node([*odd[:6], node("pod-node")], "pod-node")["why"].endswith("(no-status not Ready, null-parts not Ready)")
