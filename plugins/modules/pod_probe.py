@@ -25,6 +25,7 @@ description:
   - A container without a shell (distroless) is probed from an ephemeral debug container when O(debug_container=true);
     otherwise the result says why it was not probed and what to allow.
   - With O(node_probe=true), the same checks run from the pod's node in a short-lived hostNetwork pod, deleted afterwards.
+    When the pod and its node both fail a target, they also run from one other node of the cluster (RV(other_node)).
   - With O(pods), several pods are probed in one run, up to 8 at a time, and RV(results) holds each pod's result; a pod
     that cannot be probed gets C(failed=true) and C(msg) in its entry without failing the others.
 options:
@@ -124,6 +125,8 @@ options:
       - When that namespace's Pod Security level (C(pod-security.kubernetes.io/enforce) C(baseline) or C(restricted)) or GKE
         Autopilot forbids hostNetwork pods, the node part is C(probed=false) with the reason in C(node.not_probed_reason) and the
         notes, and the pod's own checks are kept.
+      - When the pod and its node both fail a target, one other node is probed the same way (RV(other_node)); listing the
+        nodes to choose it needs RBAC C(list) on nodes.
     type: bool
     default: false
   node_probe_namespace:
@@ -607,6 +610,59 @@ node: &node
       returned: always
       type: int
       sample: 1240
+other_node: &other_node
+  description:
+    - Only when the pod and its node both fail a target (the target's own HTTP, TCP or UDP check), the same facts from one
+      other node of the cluster, probed the same way (a C(kdprobe-node-<run id>-other) hostNetwork pod, deleted afterwards),
+      so that a fault of the pod's node can be told from the cluster's way out. Null otherwise (also with O(node_probe=false)
+      and in check mode).
+    - C(choice) says which node and why, C({node, why, zone, pod_node_zone, nodes_in_cluster}). The node is Ready,
+      schedulable, not being deleted, runs Linux and is not the pod's; preferred are another zone
+      (C(topology.kubernetes.io/zone)), then a node without NoSchedule/NoExecute taints, then the name.
+    - C(probed) is false with C(not_probed_reason) when the nodes cannot be listed, no other node fits (C(choice.node) null;
+      C(choice.nodes_in_cluster) 1 for a single-node cluster), or its debug pod is refused (Pod Security) or does not start.
+  returned: always
+  type: dict
+  sample:
+    probed: true
+    runner: {mode: node_debug_pod, node: node-1, pod: shop/kdprobe-node-d05f5b25-other}
+    choice: {node: node-1, zone: eu-west-1b, pod_node_zone: eu-west-1a, nodes_in_cluster: 3,
+             why: "Ready and schedulable, in zone eu-west-1b, not eu-west-1a like node-2, untainted; 2 of the cluster's 2 other nodes could be compared"}
+    checks: []
+  contains:
+    probed: *probed
+    not_probed_reason: *not_probed_reason
+    runner: *runner
+    environment: *environment
+    resolv_conf: *resolv_conf
+    hosts_file: *hosts_file
+    ca_bundle: *ca_bundle
+    proxy_env: *proxy_env
+    checks: *checks
+    targets: *targets
+    summary: *summary
+    exec_round_trips: *exec_round_trips
+    concurrent_execs: *concurrent_execs
+    duration_ms: *duration_ms
+    choice:
+      description: Which node was chosen and why.
+      type: dict
+      contains:
+        node:
+          description: The node probed, null when none fits.
+          type: str
+        why:
+          description: Why this node.
+          type: str
+        zone:
+          description: Its zone label, null when unlabelled.
+          type: str
+        pod_node_zone:
+          description: The zone of the pod's node, null when unlabelled.
+          type: str
+        nodes_in_cluster:
+          description: How many nodes the cluster has.
+          type: int
 notes: &notes
   description: What was not checked and why (cluster DNS IP unknown, node probe skipped in check mode, debug container used...).
   returned: always
@@ -659,6 +715,7 @@ results:
     targets: *targets
     summary: *summary
     node: *node
+    other_node: *other_node
     notes: *notes
     exec_round_trips: *exec_round_trips
     concurrent_execs: *concurrent_execs

@@ -3,7 +3,8 @@
 probe(run, targets, options) is the core: `run(argv, timeout) -> ExecResult` executes one command in the container
 (kubernetes exec, or anything else that behaves the same, such as the lab's `kdlab exec` in tests). probe_pod() adds
 the Kubernetes side: the pod and container checks, the cluster DNS IP, the ephemeral debug container for images without
-a shell, the node debug pod for the node comparison, and cleanup of everything it created.
+a shell, the node debug pod for the node comparison (and, when the pod and its node both fail, one on another node of the
+cluster), and cleanup of everything it created.
 """
 
 import copy
@@ -50,6 +51,7 @@ AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
 # probe_pods probes this many pods at once at most: each holds up to two execs open for its timeout, and they all share the
 # client's rate limit, so more threads would only queue there.
 MAX_CONCURRENT_PODS = 8
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 class AllPodsFailed(KubeError):
@@ -406,6 +408,98 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
     return facts
 
 
+def _node_ready(node) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _zone(node):
+    return ((node.get("metadata") or {}).get("labels") or {}).get(ZONE_LABEL)
+
+
+def choose_other_node(nodes: list, pod_node: str) -> dict:
+    """Which node to compare the pod's node with: {node, why, zone, pod_node_zone, nodes_in_cluster}; node is None (and why
+    says so) when none fits. A candidate is Ready, schedulable (not cordoned), not being deleted, runs Linux (the debug
+    image does) and is not pod_node. Preferred: another zone than pod_node's (a node there shares neither its subnet nor
+    its zone's NAT gateway, so "it fails there too" speaks for the whole cluster), then a node without NoSchedule or
+    NoExecute taints (where workloads run, rather than a control plane or a dedicated pool), then by name, so that every
+    run and every pod of a node pick the same one."""
+    by_name = {(n.get("metadata") or {}).get("name"): n for n in nodes if isinstance(n, dict) and isinstance(n.get("metadata") or {}, dict)}
+    pod_zone = _zone(by_name.get(pod_node) or {})
+    left_out, candidates = [], []
+    for name, node in sorted(by_name.items(), key=lambda item: str(item[0])):
+        if name == pod_node or not name:
+            continue
+        metadata, spec = node.get("metadata") or {}, node.get("spec") or {}
+        os_label = (metadata.get("labels") or {}).get("kubernetes.io/os", "linux")
+        why_not = ("not Ready" if not _node_ready(node) else "cordoned (unschedulable)" if spec.get("unschedulable")
+                   else "being deleted" if metadata.get("deletionTimestamp") else f"runs {os_label}" if os_label != "linux" else None)
+        if why_not:
+            left_out.append(f"{name} {why_not}")
+            continue
+        tainted = any(isinstance(t, dict) and t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or [])
+        candidates.append((pod_zone is not None and _zone(node) == pod_zone, tainted, name, node))
+    choice = {"node": None, "zone": None, "pod_node_zone": pod_zone, "nodes_in_cluster": len(by_name)}
+    if not candidates:
+        others = f" ({', '.join(left_out)})" if left_out else ""
+        return dict(choice, why=f"no other node of the cluster can be compared with {pod_node}" + (others or ": the cluster has no other node"))
+    same_zone, tainted, name, node = min(candidates, key=lambda c: c[:3])
+    reasons = ["Ready and schedulable"]
+    if _zone(node) and pod_zone and not same_zone:
+        reasons.append(f"in zone {_zone(node)}, not {pod_zone} like {pod_node}")
+    elif _zone(node) and pod_zone:
+        reasons.append(f"in the same zone {pod_zone} (no node of another zone fits)")
+    reasons.append("tainted (no untainted node fits)" if tainted else "untainted")
+    why = ", ".join(reasons) + f"; {len(candidates)} of the cluster's {len(by_name) - 1} other nodes could be compared"
+    return dict(choice, node=name, zone=_zone(node), why=why)
+
+
+def _main_check_failed(facts: dict, target) -> bool:
+    """The target's own request (HTTP for http/https targets, else the TCP or UDP exchange) failed in these facts."""
+    checks = {c.get("id"): c for c in facts.get("checks") or [] if isinstance(c, dict)}
+    main = (checks.get(f"http:{target.url}") if target.scheme in ("http", "https") else None) or checks.get(f"{target.protocol}:{target.host_port}")
+    return main is not None and main.get("status") in ("fail", "error")
+
+
+def needs_other_node(pod_facts: dict, node_facts, targets: list) -> bool:
+    """The pod and its node both fail a target: only then can another node tell a fault of this node from the cluster's
+    way out (a healthy pod costs no extra debug pod)."""
+    if not (pod_facts.get("probed") and isinstance(node_facts, dict) and node_facts.get("probed")):
+        return False
+    return any(_main_check_failed(pod_facts, t) and _main_check_failed(node_facts, t) for t in targets)
+
+
+def _not_probed_other(choice, reason: str) -> dict:
+    return {"probed": False, "not_probed_reason": reason, "choice": choice, "runner": {"mode": "none", "node": (choice or {}).get("node")},
+            "checks": [], "targets": [], "summary": {}}
+
+
+def probe_other_node(client, pod_node: str, namespace: str, image: str, targets: list, options, run_id: str, node_probes=None) -> dict:
+    """The node probe on one other node of the cluster (choose_other_node), with the choice and its reason in `choice`;
+    {probed: false, not_probed_reason} when the nodes cannot be listed, none fits, or its debug pod is refused or fails.
+    Never raises KubeError: what the pod and its node showed stands either way."""
+    try:
+        listed = client.request("GET", api_path("v1", "nodes"), what="the cluster's nodes (to compare the pod's node with another one)")
+    except KubeError as error:
+        return _not_probed_other(None, f"the cluster's nodes could not be listed to pick another one ({error}); "
+                                       "allow list on nodes to compare with another node")
+    choice = choose_other_node(listed.get("items") or [], pod_node)
+    if choice["node"] is None:
+        return _not_probed_other(choice, choice["why"])
+    # A run id of its own: the node probe of this run may still be terminating under kdprobe-node-<run id>.
+    other_run_id = f"{run_id}-other"
+    try:
+        if node_probes is not None:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                facts = node_probes.submit(pool, client, choice["node"], namespace, image, targets, options, other_run_id).result()
+        else:
+            facts = probe_node(client, choice["node"], namespace, image, targets, options, other_run_id)
+    except KubeError as error:
+        return _not_probed_other(choice, f"node {choice['node']} could not be probed: {error}")
+    # The facts may be shared with the pods of that node (NodeProbes): add the choice to a copy.
+    return dict(facts, choice=choice)
+
+
 def _delete_run_pods(client, namespace: str, run_id: str, lifetime: int, original) -> None:
     """Delete every pod of this run (found by its label: a create whose answer was lost is found too). A cleanup failure
     is reported with the original error, never instead of it."""
@@ -436,7 +530,8 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
               node_probe_namespace=None, node_probes=None) -> dict:
     """Validate, find the pod, probe it (falling back to an ephemeral container when allowed), and the node when asked
     (its debug pod in node_probe_namespace, by default the pod's; shared with the other pods of a probe_pods run through
-    `node_probes`). `changed` is true when an ephemeral container was added (Kubernetes cannot remove it)."""
+    `node_probes`); when the pod and its node both fail a target, one other node too (`other_node`, else None). `changed`
+    is true when an ephemeral container was added (Kubernetes cannot remove it)."""
     targets = parse_targets(targets_option)
     validate_name(namespace, "namespace", "label")
     validate_name(pod_name, "pod", "subdomain")
@@ -471,6 +566,13 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
                               "checks": [], "targets": [], "summary": {}}
             notes.append(f"node not probed: {forbidden}; pod and node problems are told apart by the other facts only. To probe the "
                          f"node: {forbidden.advice}.")
+    result["other_node"] = None
+    if node_future is not None and needs_other_node(result, result["node"], targets):
+        result["other_node"] = probe_other_node(client, node, node_probe_namespace or namespace, debug_image, targets, options,
+                                                run_id, node_probes)
+        other = result["other_node"]
+        notes.append(f"the pod and node {node} fail a target: compared with node {other['choice']['node']} ({other['choice']['why']})"
+                     if other["probed"] else f"the pod and node {node} fail a target; no other node compared: {other['not_probed_reason']}")
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
                        "ip": (pod.get("status") or {}).get("podIP")},
                   notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns,
@@ -530,7 +632,8 @@ def failed_pod_result(namespace: str, name: str, container, targets: list, messa
     that was not probed (pod, targets, no checks), so the plan and the verdict account for the pod instead of dropping it."""
     return {"failed": True, "msg": message, "changed": False, "probed": False, "not_probed_reason": message,
             "pod": {"namespace": namespace, "name": name, "container": container}, "runner": {"mode": "none", "container": container},
-            "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}, "node": None, "notes": []}
+            "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}, "node": None, "other_node": None,
+            "notes": []}
 
 
 class NodeProbes:

@@ -72,10 +72,13 @@ def _probe_problem(probe, where):
             return problem
     if problem := _checks_problem(probe, where):
         return problem
-    node = probe.get("node")
-    if node is not None and not isinstance(node, dict):
-        return f"{where}.node is a {_kind(node)}, not the node's probe mapping"
-    return _checks_problem(node, f"{where}.node") if node and "checks" in node else None
+    for key, what in (("node", "the node's"), ("other_node", "the other node's")):
+        part = probe.get(key)
+        if part is not None and not isinstance(part, dict):
+            return f"{where}.{key} is a {_kind(part)}, not {what} probe mapping"
+        if part and "checks" in part and (problem := _checks_problem(part, f"{where}.{key}")):
+            return problem
+    return None
 
 
 def verdict_input_problem(facts):

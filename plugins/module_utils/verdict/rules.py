@@ -97,8 +97,8 @@ def _unmeasured(check):
 class Target:
     """One target and the checks that concern it, in the pod and on the node."""
 
-    def __init__(self, entry, pod, node):
-        self.entry, self.pod, self.node = entry, pod, node
+    def __init__(self, entry, pod, node, other_node=None):
+        self.entry, self.pod, self.node, self.other_node = entry, pod, node, other_node
         for key, kind in (("url", str), ("host", str), ("port", int)):
             if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
                 raise VerdictError(f"pod_probe target {entry.get('url')!r} has no valid {key} (got {entry.get(key)!r}): pass the targets "
@@ -148,6 +148,10 @@ class Target:
         if self.node is not None and self.node.probed:
             rows += [{"name": f"node {c['id']}", "status": REPORT_CHECK_STATUS.get(c["status"], c["status"]), "detail": c.get("summary", "")}
                      for c in self.node.checks.values() if c["id"] in ids]
+        if self.other_node is not None:
+            name = ((self.other_node.facts.get("choice") or {}).get("node") or (self.other_node.facts.get("runner") or {}).get("node"))
+            rows += [{"name": f"other node {name} {c['id']}", "status": REPORT_CHECK_STATUS.get(c["status"], c["status"]),
+                      "detail": c.get("summary", "")} for c in self.other_node.checks.values() if c["id"] in ids]
         return rows
 
 
@@ -176,13 +180,18 @@ class Context:
         # A node part that says it was not probed (an admission policy forbade the debug pod) proves nothing either way.
         self.node = Probe(node_facts) if isinstance(node_facts, dict) and Probe(node_facts).probed else None
         self.node_not_probed_reason = node_facts.get("not_probed_reason") if isinstance(node_facts, dict) and self.node is None else None
+        # Another node of the cluster, probed only when the pod and its node both failed (None in facts from before it existed).
+        other_facts = probe_facts.get("other_node")
+        self.other_node_facts = other_facts if isinstance(other_facts, dict) else None
+        self.other_node = Probe(other_facts) if self.other_node_facts and Probe(other_facts).probed else None
         self.pod_info = probe_facts.get("pod") or {}
         self.ref = f"{self.pod_info.get('namespace')}/{self.pod_info.get('name')}"
         self.sources = read_sources(facts)
         self.labels = (self.sources["pod"] or {}).get("labels") or {}
         self.netpol, self.coredns = self.sources["netpol"], self.sources["coredns"]
         self.cluster_network, self.mesh = self.sources["cluster_network"], self.sources["mesh"]
-        self.targets = [Target(t, self.pod, self.node) for t in probe_facts.get("targets") or [] if isinstance(t, dict) and "url" in t]
+        self.targets = [Target(t, self.pod, self.node, self.other_node) for t in probe_facts.get("targets") or []
+                        if isinstance(t, dict) and "url" in t]
         self.findings = {}
         self.not_checked = []
         for target in self.targets:
@@ -528,19 +537,82 @@ def rule_path(ctx):
     if external:
         evidence.append(f"from the node: {_quote(external)}")
     node = ctx.pod_info.get("node")
+    node_resolver = next((c for c in ctx.node.of_kind("dns") if (c.get("params") or {}).get("via") == "pod" and c["status"] != "ok"), None)
+    if node_resolver:
+        evidence.append(f"from the node, through its own resolver: {_quote(node_resolver)}")
+    compared = _compare_other_node(ctx, silent, evidence, cluster_dns_ok)
+    if compared is None:
+        return
+    nodes = ", ".join([node, *compared])
     if cluster_dns_ok:
-        ctx.add("route.no_internet_path", f"neither {ctx.ref} nor its node {node} reaches anything on the internet, while the cloud's own resolver "
+        ctx.add("route.no_internet_path", f"neither {ctx.ref} nor its node {node}{''.join(f' nor node {n}' for n in compared)} reaches anything "
+                "on the internet, while the cloud's own resolver "
                 "answers: the node's subnet has no way out (no NAT gateway, internet gateway or default route)",
                 [*evidence, "names still resolve (the cloud resolver needs no internet path)"],
                 _remedy(f"give node {node}'s subnet a route to the internet: 0.0.0.0/0 via a NAT gateway (private subnet) or an internet gateway",
                         None, node=node, route={"destination": "0.0.0.0/0", "via": "nat-gateway or internet-gateway"}),
                 [t.url for t in silent], not_checked=["cloud route tables were not read (no cloud facts): the route itself is inferred"])
     else:
-        ctx.add("node.egress_broken", f"node {node} itself cannot reach anything outside the cluster, so neither can {ctx.ref}",
+        ctx.add("node.egress_broken", f"node{'s' if compared else ''} {nodes} {'themselves' if compared else 'itself'} cannot reach anything "
+                f"outside the cluster, so neither can {ctx.ref}",
                 [*evidence, "cluster DNS cannot resolve external names either (CoreDNS's upstream is outside too)"],
-                _remedy(f"repair node {node}'s egress: its firewall (iptables/nftables OUTPUT and FORWARD), routes and security groups",
-                        None, node=node, commands=[f"kubectl debug node/{node} -it --image=nicolaka/netshoot -- iptables-save"]),
-                [t.url for t in silent])
+                _node_remedy(node), [t.url for t in silent])
+
+
+def _node_remedy(node):
+    return _remedy(f"repair node {node}'s egress: its firewall (iptables/nftables OUTPUT and FORWARD), routes and security groups",
+                   None, node=node, commands=[f"kubectl debug node/{node} -it --image=nicolaka/netshoot -- iptables-save"])
+
+
+def _coredns_elsewhere(ctx):
+    """The nodes the CoreDNS pods run on when none runs on the pod's node (then the names the pod resolved say nothing of
+    its node's way out), else []."""
+    nodes = sorted({p.get("node") for p in (ctx.coredns or {}).get("pods") or [] if isinstance(p, dict) and p.get("node")})
+    return nodes if nodes and ctx.pod_info.get("node") not in nodes else []
+
+
+def _compare_other_node(ctx, silent, evidence, cluster_dns_ok):
+    """With the pod and its node both cut off: the other nodes that fail too ([] for a single-node cluster or facts without
+    the comparison), after which the cluster's path is concluded as before; or None when this rule concludes itself: the
+    other node gets out (node.egress_broken, naming the pod's node), or it could not be compared in a cluster that has
+    other nodes (names may resolve through CoreDNS on another node, so neither "the node" nor "the subnet" is proven)."""
+    facts = ctx.other_node_facts
+    node = ctx.pod_info.get("node")
+    coredns_nodes = _coredns_elsewhere(ctx) if cluster_dns_ok else []
+    if coredns_nodes:
+        evidence.append(f"names resolve through CoreDNS on node {', '.join(coredns_nodes)}, not on node {node}")
+    if facts is None:
+        if coredns_nodes:   # facts from before the comparison existed: the subnet is not blamed on another node's answers
+            ctx.not_checked.append(f"no other node was compared with node {node}, and the names it resolved came through CoreDNS on node "
+                                   f"{', '.join(coredns_nodes)}: a fault of node {node} alone cannot be told from the cluster's way out")
+            return None
+        return []
+    choice = facts.get("choice") or {}
+    other = ctx.other_node
+    if other is None:
+        if choice.get("nodes_in_cluster") == 1:
+            return []
+        ctx.not_checked.append(f"no other node was compared with node {node} ({facts.get('not_probed_reason') or 'not probed'}): a fault "
+                               f"of node {node} alone cannot be told from the cluster's way out")
+        return None
+    other_name = choice.get("node") or (facts.get("runner") or {}).get("node")
+    other_main = [m for t in silent if (m := t.main(other))]
+    if not other.any_external_ok():
+        evidence += [f"from node {other_name} (another node of the cluster): {_quote(m)}" for m in other_main[:2]]
+        return [other_name]
+    passing = ([m for m in other_main if m["status"] == "ok"]
+               or [c for c in other.checks.values() if c["status"] == "ok" and c.get("kind") in NETWORK_KINDS])
+    not_checked, owner = [], f"node {node}'s own"
+    if choice.get("zone") and choice.get("pod_node_zone") and choice["zone"] != choice["pod_node_zone"]:
+        owner = f"node {node}'s own, or shared by its zone {choice['pod_node_zone']}"
+        not_checked.append(f"node {other_name} is in zone {choice['zone']}, node {node} in {choice['pod_node_zone']}: a fault shared by "
+                           f"every node of {choice['pod_node_zone']} (its subnet's route or NAT gateway) is not ruled out")
+    ctx.add("node.egress_broken", f"node {node} cannot reach anything outside the cluster while node {other_name} can, so {ctx.ref} "
+            f"cannot either: the fault is {owner}",
+            [*evidence, *(f"from node {other_name} (another node of the cluster): {_quote(m)}" for m in passing[:2]),
+             f"node {other_name} was chosen: {choice.get('why') or 'another node of the cluster'}"],
+            _node_remedy(node), [t.url for t in silent], not_checked=not_checked)
+    return None
 
 
 def _networks(values):

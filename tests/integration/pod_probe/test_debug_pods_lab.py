@@ -88,3 +88,26 @@ def test_the_module_warns_and_returns_the_pod_part(baseline_lab, run_module):
     assert result["node"]["probed"] is False
     assert result["node"]["not_probed_reason"].startswith("Pod Security baseline forbids hostNetwork in shop")
     assert any(n.startswith("node not probed: Pod Security baseline forbids hostNetwork in shop") for n in result["notes"]), result["notes"]
+
+
+def test_another_node_is_probed_and_no_node_debug_pod_is_left_on_either_node(labs):
+    """Two nodes, only the pod's (node-2) cut off: its node probe fails, so node-1 is probed too, each from a debug pod of its
+    own; both are created once and deleted, and no kdprobe-node-* pod is left anywhere."""
+    lab = labs.get("node.egress_broken-other-node")
+    client = kube.connect(kubeconfig=os.path.join(lab, "kubeconfig"), context="lab")
+    earlier = len(audit(lab))
+    options = pod_probe.build_options(timeout=2, external_resolver=PUBLIC_RESOLVER)
+    facts = pod_probe.probe_pod(client, "shop", "web", TARGETS, options=options, node_probe=True)
+    main = f"http:{TARGETS[0]}"
+    assert facts["node"]["runner"]["node"] == "node-2"
+    assert [c["status"] for c in facts["node"]["checks"] if c["id"] == main] == ["fail"]
+    other = facts["other_node"]
+    assert other["probed"] and other["runner"]["node"] == "node-1" and other["choice"]["node"] == "node-1"
+    assert [c["status"] for c in other["checks"] if c["id"] == main] == ["ok"] and other["summary"]["fail"] == 0
+    records = [a for a in audit(lab)[earlier:] if a["resource"] == "pods" and a["verb"] in ("create", "delete")]
+    created = [a["name"] for a in records if a["verb"] == "create" and a["code"] == 201]
+    assert len(created) == 2 and all(name.startswith("kdprobe-node-") for name in created)
+    assert sorted(a["name"] for a in records if a["verb"] == "delete") == sorted(created)
+    left = [p["metadata"]["name"] for p in client.request("GET", "/api/v1/pods")["items"]
+            if p["metadata"]["name"].startswith("kdprobe-node-")]
+    assert left == []

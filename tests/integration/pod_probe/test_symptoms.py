@@ -50,7 +50,10 @@ def test_facts_show_the_symptom(scenario, tmp_path):
     if expected.get("all_ok"):
         failing = {side: {k: v for k, v in checks.items() if v[0] != "ok"} for side, checks in seen.items()}
         assert failing == {"pod": {}, "node": {}}
-    for side in ("pod", "node"):
+    if "other_node" in expected:
+        assert facts["other_node"] and facts["other_node"]["probed"], facts.get("notes")
+        seen["other_node"] = {c["id"]: _status(c) for c in facts["other_node"]["checks"]}
+    for side in ("pod", "node", "other_node"):
         for check_id, status in (expected.get(side) or {}).items():
             assert seen[side].get(check_id) == status, f"{side} {check_id}: {seen[side].get(check_id)} (all: {seen[side]})"
     for fact in ("resolv_conf", "ca_bundle"):
