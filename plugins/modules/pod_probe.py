@@ -203,10 +203,12 @@ not_probed_reason:
   type: str
   sample: "container 'app' of pod shop/static has no shell ... set debug_container: true ..."
 pod:
-  description: The pod probed from.
+  description:
+    - The pod probed from. C(dns_policy) (its C(spec.dnsPolicy), C(ClusterFirst) when unset) and C(host_network) say which
+      resolver it uses, which the verdict needs when the pod itself could not be probed.
   returned: always
   type: dict
-  sample: {namespace: shop, name: web, container: app, node: node-1, ip: 10.244.0.3}
+  sample: {namespace: shop, name: web, container: app, node: node-1, ip: 10.244.0.3, dns_policy: ClusterFirst, host_network: false}
 runner:
   description:
     - How the checks ran. C(mode) is C(exec), C(ephemeral_container), C(node_debug_pod) or C(none).

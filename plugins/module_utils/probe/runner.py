@@ -470,8 +470,10 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
                               "checks": [], "targets": [], "summary": {}}
             notes.append(f"node not probed: {forbidden}; pod and node problems are told apart by the other facts only. To probe the "
                          f"node: {forbidden.advice}.")
+    # dnsPolicy and hostNetwork say which resolver the pod uses: the verdict needs them when it answers without a probe.
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
-                       "ip": (pod.get("status") or {}).get("podIP")},
+                       "ip": (pod.get("status") or {}).get("podIP"), "dns_policy": pod["spec"].get("dnsPolicy") or "ClusterFirst",
+                       "host_network": bool(pod["spec"].get("hostNetwork"))},
                   notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns,
                   changed=result["runner"]["mode"] == "ephemeral_container")
     return result
