@@ -695,7 +695,7 @@ def rule_static(ctx):
     denies every address of the target, DNS policy or CoreDNS that no lookup can pass, a mesh that refuses the host)."""
     if ctx.netpol is None:
         return  # the cluster was not read for this pod (pod_probe could not reach it): nothing to conclude from
-    notes = [STATIC_NOT_CHECKED]
+    notes = [STATIC_NOT_CHECKED, ALLOW_PROBE]
     dns_policy = (ctx.netpol or {}).get("dns") or {}
     for target in ctx.targets:
         answers = [a for a in (ctx.netpol or {}).get("destinations") or [] if _same_destination(a, target)]
@@ -725,6 +725,8 @@ def rule_static(ctx):
         # Not a cause on its own: a NAT gateway or Cloud NAT may translate the pod range further on, which only a probe shows.
         ctx.not_checked.append(f"SNAT: {'; '.join(snat.get('reasons') or [])[:300]}; whether something further on translates the pod IP "
                                "(a NAT gateway, Cloud NAT) needs a probe")
+    if not ctx.findings:
+        ctx.not_checked.append(NO_STATIC_CAUSE)
 
 
 def _target_result(ctx, target, findings):
