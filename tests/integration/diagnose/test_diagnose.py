@@ -164,3 +164,27 @@ def test_saved_facts_are_owner_only_and_hold_no_invocation_or_secret(workdir):
     assert facts["cluster"] == "lab" and facts["pod_probes"]
     assert '"invocation"' not in text and "module_args" not in text
     assert not any(token in text for token in tokens)
+
+
+@pytest.mark.parametrize(("scenario", "status", "shown"), [
+    ("netpol.egress_blocked-distroless", "failing", "Observed from: `static`"),
+    ("not_probed-distroless", "not_probed", "no static cause found; probe to be sure"),
+])
+def test_a_pod_that_cannot_be_probed_is_answered_from_the_cluster_alone(workdir, scenario, status, shown):
+    """Issue 9: a distroless pod, debug containers not allowed (the default): nothing is run in it, no ephemeral container is
+    added, and the verdict says what the cluster's configuration proves (observed_from: static) or that it was not probed."""
+    lab, code, output, _seconds, report_dir = _diagnose(workdir, scenario)
+    assert code == 0, output[-4000:]
+    [result] = diagnoselab.read_report(report_dir)["results"]
+    assert result["status"] == status and result["checks"] == []
+    assert all(f["observed_from"] == "static" for f in result["findings"])
+    assert result["note"].startswith("not probed: container 'static' of pod shop/static has no shell")
+    with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as handle:
+        assert shown in handle.read()
+    with open(os.path.join(report_dir, "report.html"), encoding="utf-8") as handle:
+        page = handle.read()
+    assert f'data-status="{status}"' in page
+    assert ('data-observed-from="static"' in page) == (status == "failing")
+    entries = diagnoselab.audit_entries(lab.dir)
+    assert not [e for e in entries if e.get("resource") == "pods/ephemeralcontainers"]
+    assert diagnoselab.debug_pods_left(entries) == 0
