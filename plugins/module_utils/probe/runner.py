@@ -369,6 +369,16 @@ def admission_refusal(error: KubeError, namespace: str):
     return None
 
 
+def debug_container_refusal(error: KubeError, namespace: str, image: str) -> str:
+    """Why the ephemeral debug container was refused (403), and what would admit it."""
+    said = error.server_message or str(error)
+    found = POD_SECURITY_REFUSAL.search(said)
+    if found:
+        return (f"Pod Security {found['level']} forbids it in {namespace} ({said}); set debug_image to an image whose container "
+                f"satisfies {found['level']}, or probe the pod in a namespace that admits {image}")
+    return f"{said}; grant RBAC patch on pods/ephemeralcontainers in {namespace}"
+
+
 def probe_node(client, node: str, namespace: str, image: str, targets: list, options, run_id: str, start_timeout: float = 60.0) -> dict:
     """The same checks from the node: a hostNetwork pod pinned to it, deleted afterwards whatever happens."""
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
@@ -499,7 +509,17 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
         return {"probed": False, "not_probed_reason": f"{reason}. {what_to_do}.", "runner": {"mode": "none", "container": container},
                 "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + 60)
-    debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)
+    try:
+        debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        # Refused outright (RBAC, or the namespace's Pod Security level): nothing was added, and the pod is answered from
+        # the cluster's configuration alone, like one whose debug container is not allowed.
+        refused = debug_container_refusal(error, namespace, debug_image)
+        notes.append(f"{reason}; the ephemeral debug container was refused: {refused}.")
+        return {"probed": False, "not_probed_reason": f"{reason}; the ephemeral debug container was refused: {refused}.",
+                "runner": {"mode": "none", "container": container}, "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
     facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
     facts["runner"] = {"mode": "ephemeral_container", "container": debug_name, "target_container": container, "image": debug_image}
     facts["probed"] = True

@@ -188,3 +188,27 @@ def test_a_pod_that_cannot_be_probed_is_answered_from_the_cluster_alone(workdir,
     entries = diagnoselab.audit_entries(lab.dir)
     assert not [e for e in entries if e.get("resource") == "pods/ephemeralcontainers"]
     assert diagnoselab.debug_pods_left(entries) == 0
+
+
+def test_a_refused_debug_container_still_gives_the_static_answer(workdir):
+    """Issue 9: debug containers allowed, but the user may not patch pods/ephemeralcontainers (RBAC 403): the pod is not probed,
+    not failed, and the policy that blocks it is named from the cluster's configuration."""
+    scenario = os.path.join(diagnoselab.REPO, "tests", "integration", "pod_probe", "scenarios", "distroless-debug-refused.yml")
+    lab = build.up(scenario, str(workdir / "lab"))
+    with open(lab.info["inventory"], encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    inventory["all"]["children"]["clusters"]["hosts"]["lab"]["context"] = "lab-diag"
+    path = str(workdir / "inventory.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle)
+    report_dir = str(workdir / "report")
+    code, output, _seconds = diagnoselab.run_playbook(path, report_dir, str(workdir / "home"), {"timeout": 3, "allow_debug_container": True})
+    assert code == 0, output[-4000:]
+    report = diagnoselab.read_report(report_dir)
+    assert not report["errors"], report["errors"]
+    [result] = report["results"]
+    assert result["root_causes"] == ["netpol.egress_blocked"] and result["findings"][0]["observed_from"] == "static"
+    assert "the ephemeral debug container was refused" in result["note"] and "pods/ephemeralcontainers" in result["note"]
+    entries = diagnoselab.audit_entries(lab.dir)
+    assert [e["code"] for e in entries if e.get("resource") == "pods/ephemeralcontainers" and e["method"] == "PATCH"] == [403]
+    assert diagnoselab.debug_pods_left(entries) == 0

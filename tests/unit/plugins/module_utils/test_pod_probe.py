@@ -459,3 +459,53 @@ def test_pods_on_the_same_node_share_one_node_probe(monkeypatch):
     result = pod_probe.probe_pods(cluster, pods, ["https://api.example.test/"], options=OPTIONS, node_probe=True)
     assert sorted(started) == [("node-1", "billing"), ("node-1", "shop"), ("node-2", "shop")]
     assert [entry["node"]["runner"]["node"] for entry in result["results"]] == ["node-1", "node-1", "node-2", "node-1"]
+
+
+# --- a shell-less pod whose ephemeral debug container is refused ------------------------------------------------------
+
+PSA_REFUSAL = ('pods "static" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
+               '(container "kdprobe-x" must set securityContext.allowPrivilegeEscalation=false)')
+RBAC_REFUSAL = 'pods "static" is forbidden: User "diag" cannot patch resource "pods/ephemeralcontainers" in the namespace "shop"'
+
+
+class ShellLessPod:
+    """A running distroless pod: every exec finds no shell, and the ephemeral-container PATCH fails with `refusal`."""
+
+    def __init__(self, refusal):
+        self.refusal, self.patches, self.exec_reruns = refusal, 0, 0
+
+    def request(self, method, path, what="", query=None, body=None, content_type=None, repeatable=False):
+        if path.endswith("/services/kube-dns"):
+            return {"spec": {"clusterIP": "10.96.0.10"}}
+        if method == "PATCH":
+            self.patches += 1
+            raise self.refusal
+        return {"metadata": {"name": "static", "namespace": "shop"}, "spec": {"containers": [{"name": "app"}], "nodeName": "node-1"},
+                "status": {"phase": "Running", "podIP": "10.244.0.9"}}
+
+    def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
+        return ExecResult("", "", None, error='exec: "sh": executable file not found in $PATH')
+
+
+@pytest.mark.parametrize(("server_message", "said"), [
+    (PSA_REFUSAL, "Pod Security restricted forbids it in shop (" + PSA_REFUSAL + "); set debug_image to an image whose container "
+                  "satisfies restricted"),
+    (RBAC_REFUSAL, RBAC_REFUSAL + "; grant RBAC patch on pods/ephemeralcontainers in shop"),
+])
+def test_a_refused_debug_container_leaves_the_pod_not_probed_instead_of_failed(server_message, said):
+    """Refused outright (403): nothing was added; the pod is reported not probed with why, so the diagnosis answers it from
+    the cluster's configuration instead of failing it."""
+    api = ShellLessPod(KubeError(f"forbidden: {server_message}", status=403, server_message=server_message))
+    result = pod_probe.probe_pod(api, "shop", "static", ["https://api.example.test/"], options=OPTIONS, debug_container=True)
+    assert result["probed"] is False and "failed" not in result and result["changed"] is False and api.patches == 1
+    assert result["not_probed_reason"].startswith("container 'app' of pod shop/static has no shell to run the probes")
+    assert f"; the ephemeral debug container was refused: {said}" in result["not_probed_reason"]
+    assert result["checks"] == [] and [t["url"] for t in result["targets"]] == ["https://api.example.test/"]
+    assert result["pod"]["dns_policy"] == "ClusterFirst" and result["pod"]["host_network"] is False
+
+
+@pytest.mark.parametrize("error", [KubeError("HTTP 500 Internal Server Error", status=500),
+                                   KubeError('pods "static" not found', status=404)])
+def test_other_debug_container_failures_still_fail_the_pod(error):
+    with pytest.raises(KubeError, match=str(error)):
+        pod_probe.probe_pod(ShellLessPod(error), "shop", "static", ["https://api.example.test/"], options=OPTIONS, debug_container=True)
