@@ -405,7 +405,14 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
             return phase == "Running"
 
         _wait_for(running, f"node debug pod {namespace}/{name} on node {node}", start_timeout)
-        facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
+        try:
+            facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
+        except KubeError as error:
+            if error.status != 403:
+                raise
+            # RBAC refuses pods/exec: the node is not probed; what the pod showed (or the cluster's configuration) stands.
+            raise NodeProbeForbidden(f"exec into node debug pod {namespace}/{name} is forbidden ({error})",
+                                     f"grant RBAC create on pods/exec in {namespace}", status=403, server_message=error.server_message) from error
         facts["runner"] = {"mode": "node_debug_pod", "node": node, "pod": f"{namespace}/{name}", "image": image}
         facts["probed"] = True
     except Exception as error:
@@ -489,6 +496,17 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
     return result
 
 
+def _not_probed(reason: str, container: str, targets: list, notes: list) -> dict:
+    """The result of a pod nothing could run in: it says why, so the verdict answers it from the cluster's configuration."""
+    notes.append(reason)
+    return {"probed": False, "not_probed_reason": reason, "runner": {"mode": "none", "container": container},
+            "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
+
+
+def _exec_forbidden(error: KubeError, where: str) -> str:
+    return f"exec into {where} is forbidden ({error}); not probed"
+
+
 def _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes, run_id,
                       share_processes) -> dict:
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -500,27 +518,32 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
     except NoShell as no_shell:
         reason = (f"container {container!r} of pod {namespace}/{name} has no shell to run the probes ({no_shell}); "
                   "it is probably a distroless or scratch image")
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        # RBAC refuses pods/exec: nothing can run in the pod, but what the cluster's configuration proves still stands.
+        return _not_probed(_exec_forbidden(error, f"pod {namespace}/{name}"), container, targets, notes)
     if not debug_container or check_mode:
         what_to_do = ("check mode does not add an ephemeral container; run without --check" if debug_container else
                       f"set debug_container: true to probe from an ephemeral debug container ({debug_image}) that shares the pod's "
                       "network namespace (needs RBAC patch on pods/ephemeralcontainers and a pullable image; set debug_image for a "
                       "private registry)")
-        notes.append(f"{reason}. Not probed: {what_to_do}.")
-        return {"probed": False, "not_probed_reason": f"{reason}. {what_to_do}.", "runner": {"mode": "none", "container": container},
-                "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
+        return _not_probed(f"{reason}. Not probed: {what_to_do}.", container, targets, notes)
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + 60)
     try:
         debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)
     except KubeError as error:
         if error.status != 403:
             raise
-        # Refused outright (RBAC, or the namespace's Pod Security level): nothing was added, and the pod is answered from
-        # the cluster's configuration alone, like one whose debug container is not allowed.
-        refused = debug_container_refusal(error, namespace, debug_image)
-        notes.append(f"{reason}; the ephemeral debug container was refused: {refused}.")
-        return {"probed": False, "not_probed_reason": f"{reason}; the ephemeral debug container was refused: {refused}.",
-                "runner": {"mode": "none", "container": container}, "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
-    facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
+        # Refused outright (RBAC, or the namespace's Pod Security level): nothing was added.
+        return _not_probed(f"{reason}; the ephemeral debug container was refused: {debug_container_refusal(error, namespace, debug_image)}.",
+                           container, targets, notes)
+    try:
+        facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        return _not_probed(f"{reason}; {_exec_forbidden(error, f'ephemeral container {debug_name}')}", container, targets, notes)
     facts["runner"] = {"mode": "ephemeral_container", "container": debug_name, "target_container": container, "image": debug_image}
     facts["probed"] = True
     notes.append(f"{reason}; probed from ephemeral container {debug_name} ({debug_image}), which exits by itself within {lifetime}s "

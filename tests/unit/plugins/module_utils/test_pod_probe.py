@@ -266,6 +266,18 @@ def test_an_rbac_refusal_of_the_node_pod_stays_an_error():
     assert not isinstance(raised.value, pod_probe.NodeProbeForbidden)
 
 
+
+def test_a_forbidden_exec_into_the_node_pod_leaves_the_node_not_probed_and_deletes_its_pod(monkeypatch):
+    """The debug pod was admitted, but RBAC refuses pods/exec: the node is not probed (its reason says so) and the pod goes."""
+    exec_refused = KubeError('forbidden: pods "kdprobe-node-run1" is forbidden: User "viewer" cannot create resource "pods/exec"', status=403)
+    monkeypatch.setattr(pod_probe, "probe", lambda *args: (x for x in ()).throw(exec_refused))
+    api = FakeApi()
+    with pytest.raises(pod_probe.NodeProbeForbidden) as raised:
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    assert str(raised.value).startswith("exec into node debug pod shop/kdprobe-node-run1 is forbidden (forbidden: ")
+    assert raised.value.advice == "grant RBAC create on pods/exec in shop"
+    assert node_pods(api) == [] and [w[0] for w in api.writes] == ["POST", "DELETE"]
+
 # --- proxy credentials from the pod's environment --------------------------------------------------------------------
 
 PROXY_PASSWORD = "s3cr3t-Pw"  # noqa: S105 - a test value that must never show
@@ -411,18 +423,27 @@ def test_a_pod_that_fails_does_not_fail_the_others():
     assert gone["msg"].startswith("pod shop/gone not found: check the pod name and namespace") and gone["not_probed_reason"] == gone["msg"]
     assert gone["pod"] == {"namespace": "shop", "name": "gone", "container": None}
     assert [t["url"] for t in gone["targets"]] == ["https://api.example.test/"] and gone["checks"] == []
-    assert locked["failed"] is True and 'cannot create resource "pods/exec"' in locked["msg"] and "RBAC permission" in locked["msg"]
+    # exec forbidden: not a failure but a pod not probed, which the verdict answers from the cluster's configuration
+    assert locked["probed"] is False and "failed" not in locked and locked["checks"] == []
+    reason = locked["not_probed_reason"]
+    assert reason.startswith("exec into pod shop/locked is forbidden (forbidden: ") and 'cannot create resource "pods/exec"' in reason
+    assert "RBAC permission" in reason and reason in locked["notes"]
     assert result["changed"] is False
 
 
 def test_every_pod_failing_fails_with_each_reason():
-    cluster = FakeCluster(missing={"gone"}, no_exec={"locked"})
+    cluster = FakeCluster(missing={"gone", "lost"})
     with pytest.raises(pod_probe.AllPodsFailed) as raised:
-        pod_probe.probe_pods(cluster, shop("gone", "locked"), ["https://api.example.test/"], options=OPTIONS)
+        pod_probe.probe_pods(cluster, shop("gone", "lost"), ["https://api.example.test/"], options=OPTIONS)
     message = str(raised.value)
     assert message.startswith("every pod failed to be probed (2 of 2): pod shop/gone not found")
-    assert 'cannot create resource "pods/exec"' in message
-    assert [entry["pod"]["name"] for entry in raised.value.results] == ["gone", "locked"]
+    assert "pod shop/lost not found" in message
+    assert [entry["pod"]["name"] for entry in raised.value.results] == ["gone", "lost"]
+
+
+def test_pods_whose_exec_is_forbidden_are_not_probed_and_do_not_fail_the_module():
+    result = pod_probe.probe_pods(FakeCluster(no_exec={"a", "b"}), shop("a", "b"), ["https://api.example.test/"], options=OPTIONS)
+    assert [(entry["probed"], entry.get("failed")) for entry in result["results"]] == [(False, None), (False, None)]
 
 
 def test_each_pod_counts_only_its_own_exec_reruns():
