@@ -23,7 +23,9 @@ description:
   - Targets are validated strictly (host, port, path) and reach the pod's shell only as positional arguments; a value such as
     C(x;touch pwned) is refused before anything runs.
   - A container without a shell (distroless) is probed from an ephemeral debug container when O(debug_container=true);
-    otherwise the result says why it was not probed and what to allow.
+    otherwise the result says why it was not probed and what to allow. A pod into which exec is forbidden (RBAC), or whose
+    ephemeral container is refused (RBAC or Pod Security, HTTP 403), is not probed either (C(probed=false) with the reason),
+    not failed, so the verdict can still answer it from the cluster's configuration.
   - With O(node_probe=true), the same checks run from the pod's node in a short-lived hostNetwork pod, deleted afterwards.
   - With O(pods), several pods are probed in one run, up to 8 at a time, and RV(results) holds each pod's result; a pod
     that cannot be probed gets C(failed=true) and C(msg) in its entry without failing the others.
@@ -46,7 +48,7 @@ options:
         M(kubediag.egress.egress_pods_info) returns them in its C(pods).
       - With O(node_probe=true), pods on the same node share one node probe (one debug pod per node).
       - The module then returns RV(results), one entry per pod in this order, each what the single-pod form returns. A pod that
-        cannot be probed (not found, forbidden, timed out) gets C(failed=true) and C(msg) in its entry (and C(probed=false) with
+        cannot be reached (not found, not running, timed out) gets C(failed=true) and C(msg) in its entry (and C(probed=false) with
         the same reason) while the others are probed; the module fails only when every pod failed.
     type: list
     elements: dict
