@@ -696,9 +696,9 @@ def rule_static(ctx):
     if ctx.netpol is None:
         return  # the cluster was not read for this pod (pod_probe could not reach it): nothing to conclude from
     notes = [STATIC_NOT_CHECKED, ALLOW_PROBE]
-    dns_policy = (ctx.netpol or {}).get("dns") or {}
+    dns_policy = ctx.netpol.get("dns") or {}
     for target in ctx.targets:
-        answers = [a for a in (ctx.netpol or {}).get("destinations") or [] if _same_destination(a, target)]
+        answers = [a for a in ctx.netpol.get("destinations") or [] if _same_destination(a, target)]
         if answers and all(a.get("ip") and a.get("allowed") is False for a in answers):
             policies = sorted({p for a in answers for p in a.get("selected_by") or []})
             reasons = [r for r in dict.fromkeys(r for a in answers for r in a.get("reasons") or []) if " given as " not in r]
@@ -733,8 +733,9 @@ def _target_result(ctx, target, findings):
     mine = [f for f in findings if target.url in f["targets"]]
     if not ctx.pod.probed:
         # Only the hops a static finding proves broken are marked; nothing was observed working.
-        failing = {f["hop"]: f"{f['id']}: {f['summary']}" for f in reversed(mine)}
-        path = [{"hop": h, "status": "fail", "note": failing[h]} if h in failing else {"hop": h, "status": "unknown"} for h in HOPS]
+        failing = {f["hop"] for f in mine}
+        path = [{"hop": h, "status": "fail", "note": "; ".join(f"{f['id']}: {f['summary']}" for f in mine if f["hop"] == h)}
+                if h in failing else {"hop": h, "status": "unknown"} for h in HOPS]
         reason = ctx.probe_facts.get("not_probed_reason") or "the pod was not probed"
         return {"target": target.url, "status": "failing" if mine else "not_probed", "root_causes": [f["id"] for f in mine], "path": path,
                 "checks": [], "note": f"not probed: {reason}" + ("" if mine or ctx.netpol is None else f"; {NO_STATIC_CAUSE}")}
@@ -786,7 +787,8 @@ def evaluate_pod(facts):
     if healthy:
         findings = [{"id": "healthy", "layer": "none", "hop": None, "severity": "info",
                      "summary": f"every check from {ctx.ref} to every target passed", "evidence": [_quote(t.main()) for t in ctx.targets if t.main()],
-                     "not_checked": [], "remediation": {"summary": "", "module": None, "params": {}}, "targets": [t.url for t in ctx.targets]}]
+                     "not_checked": [], "remediation": {"summary": "", "module": None, "params": {}}, "targets": [t.url for t in ctx.targets],
+                     "observed_from": "pod"}]
         for entry in targets:
             entry.update(status="healthy", root_causes=["healthy"])
     for entry in targets:

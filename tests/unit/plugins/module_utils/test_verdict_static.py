@@ -189,3 +189,18 @@ def test_a_probed_pod_is_never_answered_statically():
     verdict = _verdict(facts)
     assert [(f["id"], f["observed_from"]) for f in verdict["findings"]] == [("netpol.egress_blocked", "pod")]
     assert all("note" not in t for t in verdict["targets"])
+
+
+def test_every_recorded_finding_says_whose_observation_it_rests_on():
+    for path in sorted(CASES.glob("*.json")):
+        for verdict in evaluate_cluster(json.loads(path.read_text())["facts"]):
+            probed = "note" not in verdict["targets"][0]  # only the targets of a pod that was not probed carry a note
+            for finding in verdict["findings"]:
+                assert finding["observed_from"] == ("pod" if probed else "static"), (path.name, finding["id"])
+
+
+def test_two_static_causes_on_one_hop_are_both_noted_on_the_path():
+    verdict = _verdict(_dns_policy(_facts(), False, False))
+    assert verdict["root_causes"] == ["netpol.dns_blocked", "netpol.egress_blocked"]
+    [policy] = [h for h in verdict["targets"][0]["path"] if h["hop"] == "policy"]
+    assert policy["status"] == "fail" and policy["note"].startswith("netpol.dns_blocked: ") and "; netpol.egress_blocked: " in policy["note"]
