@@ -496,9 +496,9 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
     return result
 
 
-def _not_probed(reason: str, container: str, targets: list, notes: list) -> dict:
+def _not_probed(reason: str, container: str, targets: list, notes: list, note=None) -> dict:
     """The result of a pod nothing could run in: it says why, so the verdict answers it from the cluster's configuration."""
-    notes.append(reason)
+    notes.append(note or reason)
     return {"probed": False, "not_probed_reason": reason, "runner": {"mode": "none", "container": container},
             "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
 
@@ -528,7 +528,7 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
                       f"set debug_container: true to probe from an ephemeral debug container ({debug_image}) that shares the pod's "
                       "network namespace (needs RBAC patch on pods/ephemeralcontainers and a pullable image; set debug_image for a "
                       "private registry)")
-        return _not_probed(f"{reason}. Not probed: {what_to_do}.", container, targets, notes)
+        return _not_probed(f"{reason}. {what_to_do}.", container, targets, notes, note=f"{reason}. Not probed: {what_to_do}.")
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + 60)
     try:
         debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)

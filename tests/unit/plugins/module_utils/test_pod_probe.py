@@ -530,3 +530,12 @@ def test_a_refused_debug_container_leaves_the_pod_not_probed_instead_of_failed(s
 def test_other_debug_container_failures_still_fail_the_pod(error):
     with pytest.raises(KubeError, match=str(error)):
         pod_probe.probe_pod(ShellLessPod(error), "shop", "static", ["https://api.example.test/"], options=OPTIONS, debug_container=True)
+
+
+def test_a_shell_less_pod_without_a_debug_container_says_what_to_allow():
+    api = ShellLessPod(AssertionError("no ephemeral container may be asked for"))
+    result = pod_probe.probe_pod(api, "shop", "static", ["https://api.example.test/"], options=OPTIONS)
+    assert result["probed"] is False and api.patches == 0
+    reason = result["not_probed_reason"]
+    assert reason.startswith("container 'app' of pod shop/static has no shell") and ". set debug_container: true to probe" in reason
+    assert f"{reason[:reason.index('. set debug_container')]}. Not probed: set debug_container: true" in result["notes"][-1]
