@@ -266,7 +266,6 @@ def test_an_rbac_refusal_of_the_node_pod_stays_an_error():
     assert not isinstance(raised.value, pod_probe.NodeProbeForbidden)
 
 
-
 def test_a_forbidden_exec_into_the_node_pod_leaves_the_node_not_probed_and_deletes_its_pod(monkeypatch):
     """The debug pod was admitted, but RBAC refuses pods/exec: the node is not probed (its reason says so) and the pod goes."""
     exec_refused = KubeError('forbidden: pods "kdprobe-node-run1" is forbidden: User "viewer" cannot create resource "pods/exec"', status=403)
@@ -277,6 +276,7 @@ def test_a_forbidden_exec_into_the_node_pod_leaves_the_node_not_probed_and_delet
     assert str(raised.value).startswith("exec into node debug pod shop/kdprobe-node-run1 is forbidden (forbidden: ")
     assert raised.value.advice == "grant RBAC create on pods/exec in shop"
     assert node_pods(api) == [] and [w[0] for w in api.writes] == ["POST", "DELETE"]
+
 
 # --- proxy credentials from the pod's environment --------------------------------------------------------------------
 
