@@ -50,8 +50,9 @@ LAYERS = {cause.id: (cause.layer, cause.hop) for cause in (*ROOT_CAUSES, HEALTHY
 HOPS = ("pod", "dns", "policy", "node", "nat", "internet", "endpoint")
 HOP_STATUSES = ("ok", "fail", "not_reached", "unknown")
 # A pod x target result: healthy (every target of the pod works), ok (this one works, another has a finding), failing
-# (a finding concerns it), unknown (not probed, or a failure no rule explains).
-TARGET_STATUSES = ("healthy", "ok", "failing", "unknown")
+# (a finding concerns it), unknown (a failure no rule explains), not_probed (the pod could not be probed and its
+# configuration proves no cause).
+TARGET_STATUSES = ("healthy", "ok", "failing", "unknown", "not_probed")
 SEVERITIES = ("critical", "warning", "info")
 
 # A check's status as the probe records it, and as report.json / junit.xml name it.

@@ -170,6 +170,24 @@ nodelocal_dns:
   returned: always
   type: dict
   sample: {enabled: false, local_ips: [], forwarders: [], placeholders: {}, warnings: []}
+  contains:
+    enabled:
+      description: Whether a NodeLocal DNSCache DaemonSet or ConfigMap is there (pods then ask it, not CoreDNS directly).
+      type: bool
+    local_ips:
+      description: The link-local addresses NodeLocal DNSCache listens on.
+      type: list
+      elements: str
+    forwarders:
+      description: Where it forwards, as in its Corefile.
+      type: list
+    placeholders:
+      description: The C(__PILLAR__) placeholders of its ConfigMap and what fills them in.
+      type: dict
+    warnings:
+      description: What in its setup looks wrong.
+      type: list
+      elements: str
 pods:
   description: The cluster DNS pods, C({pod, node, ip, phase, ready, restarts}).
   returned: always

@@ -54,7 +54,10 @@ cluster_network_destination:
   type: str
   sample: 203.0.113.10
 netpol:
-  description: One C({namespace, pod, destinations}) per probed pod, destinations as kubediag.egress.netpol_egress_info takes them.
+  description:
+    - One C({namespace, pod, destinations}) per pod pod_probe reached, destinations as kubediag.egress.netpol_egress_info takes them.
+    - For a pod that could not be probed, every target is asked about (the verdict answers it from these reads alone), by the
+      addresses its node probe resolved, else by name alone (netpol_egress_info then resolves it on the controller).
   returned: always
   type: list
   elements: dict

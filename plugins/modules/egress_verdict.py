@@ -84,9 +84,11 @@ pods:
   description:
     - One verdict per pod, C({pod, node, ip, healthy, root_causes, findings, targets, not_checked, notes}).
     - C(findings) are C({id, layer, hop, severity, summary, evidence, not_checked, remediation{summary, module, params}, targets,
-      observed_from}), ordered by what to fix first; C(observed_from) is C(pod), or C(node) when the node probe measured what the
-      pod's tools cannot (BusyBox).
-    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing) or C(unknown), and C(path)
+      observed_from}), ordered by what to fix first; C(observed_from) is C(pod) (its own checks), C(node) (the node probe
+      measured what the pod's tools cannot, e.g. BusyBox) or C(static) (the cluster's configuration alone, for a pod that could
+      not be probed).
+    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing), C(unknown) or
+      C(not_probed) (the pod could not be probed and its configuration proves no cause; C(note) says why), and C(path)
       gives each hop of pod, dns, policy, node, nat, internet, endpoint as C(ok), C(fail), C(not_reached) or C(unknown).
   returned: always
   type: list

@@ -23,7 +23,9 @@ description:
   - Targets are validated strictly (host, port, path) and reach the pod's shell only as positional arguments; a value such as
     C(x;touch pwned) is refused before anything runs.
   - A container without a shell (distroless) is probed from an ephemeral debug container when O(debug_container=true);
-    otherwise the result says why it was not probed and what to allow.
+    otherwise the result says why it was not probed and what to allow. A pod into which exec is forbidden (RBAC), or whose
+    ephemeral container is refused (RBAC or Pod Security, HTTP 403), is not probed either (C(probed=false) with the reason),
+    not failed, so the verdict can still answer it from the cluster's configuration.
   - With O(node_probe=true), the same checks run from the pod's node in a short-lived hostNetwork pod, deleted afterwards.
     When the pod and its node both fail a target, they also run from one other node of the cluster (RV(other_node)).
   - With O(pods), several pods are probed in one run, up to 8 at a time, and RV(results) holds each pod's result; a pod
@@ -47,7 +49,7 @@ options:
         M(kubediag.egress.egress_pods_info) returns them in its C(pods).
       - With O(node_probe=true), pods on the same node share one node probe (one debug pod per node).
       - The module then returns RV(results), one entry per pod in this order, each what the single-pod form returns. A pod that
-        cannot be probed (not found, forbidden, timed out) gets C(failed=true) and C(msg) in its entry (and C(probed=false) with
+        cannot be reached (not found, not running, timed out) gets C(failed=true) and C(msg) in its entry (and C(probed=false) with
         the same reason) while the others are probed; the module fails only when every pod failed.
     type: list
     elements: dict
@@ -206,10 +208,12 @@ not_probed_reason: &not_probed_reason
   type: str
   sample: "container 'app' of pod shop/static has no shell ... set debug_container: true ..."
 pod: &pod
-  description: The pod probed from.
+  description:
+    - The pod probed from. C(dns_policy) (its C(spec.dnsPolicy), C(ClusterFirst) when unset) and C(host_network) say which
+      resolver it uses, which the verdict needs when the pod itself could not be probed.
   returned: always
   type: dict
-  sample: {namespace: shop, name: web, container: app, node: node-1, ip: 10.244.0.3}
+  sample: {namespace: shop, name: web, container: app, node: node-1, ip: 10.244.0.3, dns_policy: ClusterFirst, host_network: false}
   contains:
     namespace:
       description: The pod's namespace.
@@ -226,6 +230,12 @@ pod: &pod
     ip:
       description: The pod's IP address, null when it has none yet.
       type: str
+    dns_policy:
+      description: The pod's C(spec.dnsPolicy) (C(ClusterFirst) when unset).
+      type: str
+    host_network:
+      description: Whether the pod runs in the node's network namespace.
+      type: bool
 runner: &runner
   description:
     - How the checks ran. C(mode) is C(exec), C(ephemeral_container), C(node_debug_pod) or C(none).

@@ -8,9 +8,11 @@ unit-tested and costs no module round trip. ``plan_cluster_reads(probes)`` retur
   The cluster-side analysers only matter in those cases.
   ``probes`` is pod_probe's ``results`` (one entry per pod); a pod whose entry says ``failed`` gets no netpol or mesh read.
 - ``cluster_network_destination``: the first address any pod's DNS check resolved (cluster_network_info asks the node's
-  route table about it), or None.
-- ``netpol``: one ``{namespace, pod, destinations}`` per probed pod, destinations as netpol_egress_info takes them
-  (the target's IP, or the addresses the pod resolved for its name; a target with neither is left out).
+  route table about it), else the first the node probe of a pod that was not probed resolved, or None.
+- ``netpol``: one ``{namespace, pod, destinations}`` per pod pod_probe reached, destinations as netpol_egress_info takes them
+  (the target's IP, or the addresses the pod resolved for its name; a target with neither is left out). For a pod that could
+  not be probed (no shell and no debug container) the verdict answers from these reads alone, so every target is asked
+  about: by the addresses its node's probe resolved, else by name alone, which netpol_egress_info resolves on the controller.
 - ``mesh``: one ``{namespace, pod, host, port}`` per pod and target, for mesh_egress_info.
 """
 
@@ -39,6 +41,14 @@ def _udp_unmeasured(checks):
     return any(c.get("kind") == "udp" and c.get("status") == "skipped" for c in checks)
 
 
+def _node_checks(probe):
+    """The checks of the pod's node probe, when it ran."""
+    node = probe.get("node")
+    if not isinstance(node, dict) or not node.get("probed") or not isinstance(node.get("checks"), list):
+        return []
+    return [c for c in node["checks"] if isinstance(c, dict)]
+
+
 def _probe_parts(probe, index):
     if not isinstance(probe, dict):
         raise PlanError(f"pod_probes[{index}] is a {type(probe).__name__}, not a pod_probe result")
@@ -59,14 +69,18 @@ def plan_cluster_reads(probes):
             needed = True
         if probe.get("failed"):
             continue  # pod_probe could not reach the pod (not found, forbidden): the readers about it would fail the same way
+        # A pod that was not probed has no checks of its own: its node probe's answers stand in for them.
+        resolving = checks if probe.get("probed") else _node_checks(probe)
         if destination is None:
-            destination = next(iter(_resolved(checks)), None)
+            destination = next(iter(_resolved(resolving)), None)
         destinations = []
         for target in targets:
-            ips = [target["host"]] if target.get("host_is_ip") else _resolved(checks, target.get("host"))
+            entry = {"to": target.get("host"), "port": target.get("port"), "protocol": str(target.get("protocol") or "tcp").upper()}
+            ips = [target["host"]] if target.get("host_is_ip") else _resolved(resolving, target.get("host"))
             if ips:
-                destinations.append({"to": target.get("host"), "ips": ips, "port": target.get("port"),
-                                     "protocol": str(target.get("protocol") or "tcp").upper()})
+                destinations.append({**entry, "ips": ips})
+            elif not probe.get("probed"):
+                destinations.append(entry)  # netpol_egress_info resolves the name on the controller, and says so
             mesh.append({"namespace": pod.get("namespace"), "pod": pod.get("name"), "host": target.get("host"), "port": target.get("port")})
         netpol.append({"namespace": pod.get("namespace"), "pod": pod.get("name"), "destinations": destinations})
     return {"needed": needed, "cluster_network_destination": destination, "netpol": netpol, "mesh": mesh}

@@ -372,6 +372,16 @@ def admission_refusal(error: KubeError, namespace: str):
     return None
 
 
+def debug_container_refusal(error: KubeError, namespace: str, image: str) -> str:
+    """Why the ephemeral debug container was refused (403), and what would admit it."""
+    said = error.server_message or str(error)
+    found = POD_SECURITY_REFUSAL.search(said)
+    if found:
+        return (f"Pod Security {found['level']} forbids it in {namespace} ({said}); set debug_image to an image whose container "
+                f"satisfies {found['level']}, or probe the pod in a namespace that admits {image}")
+    return f"{said}; grant RBAC patch on pods/ephemeralcontainers in {namespace}"
+
+
 def probe_node(client, node: str, namespace: str, image: str, targets: list, options, run_id: str, start_timeout: float = 60.0) -> dict:
     """The same checks from the node: a hostNetwork pod pinned to it, deleted afterwards whatever happens."""
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + start_timeout + 30)
@@ -398,7 +408,14 @@ def probe_node(client, node: str, namespace: str, image: str, targets: list, opt
             return phase == "Running"
 
         _wait_for(running, f"node debug pod {namespace}/{name} on node {node}", start_timeout)
-        facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
+        try:
+            facts = probe(_exec_runner(client, namespace, name, "probe"), targets, options)
+        except KubeError as error:
+            if error.status != 403:
+                raise
+            # RBAC refuses pods/exec: the node is not probed; what the pod showed (or the cluster's configuration) stands.
+            raise NodeProbeForbidden(f"exec into node debug pod {namespace}/{name} is forbidden ({error})",
+                                     f"grant RBAC create on pods/exec in {namespace}", status=403, server_message=error.server_message) from error
         facts["runner"] = {"mode": "node_debug_pod", "node": node, "pod": f"{namespace}/{name}", "image": image}
         facts["probed"] = True
     except Exception as error:
@@ -573,11 +590,24 @@ def probe_pod(client, namespace: str, pod_name: str, targets_option, container=N
         other = result["other_node"]
         notes.append(f"the pod and node {node} fail a target: compared with node {other['choice']['node']} ({other['choice']['why']})"
                      if other["probed"] else f"the pod and node {node} fail a target; no other node compared: {other['not_probed_reason']}")
+    # dnsPolicy and hostNetwork say which resolver the pod uses: the verdict needs them when it answers without a probe.
     result.update(pod={"namespace": namespace, "name": pod_name, "container": container, "node": node,
-                       "ip": (pod.get("status") or {}).get("podIP")},
+                       "ip": (pod.get("status") or {}).get("podIP"), "dns_policy": pod["spec"].get("dnsPolicy") or "ClusterFirst",
+                       "host_network": bool(pod["spec"].get("hostNetwork"))},
                   notes=notes, duration_ms=int((time.monotonic() - started) * 1000), exec_reruns=client.exec_reruns,
                   changed=result["runner"]["mode"] == "ephemeral_container")
     return result
+
+
+def _not_probed(reason: str, container: str, targets: list, notes: list, note=None) -> dict:
+    """The result of a pod nothing could run in: it says why, so the verdict answers it from the cluster's configuration."""
+    notes.append(note or reason)
+    return {"probed": False, "not_probed_reason": reason, "runner": {"mode": "none", "container": container},
+            "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
+
+
+def _exec_forbidden(error: KubeError, where: str) -> str:
+    return f"exec into {where} is forbidden ({error}); not probed"
 
 
 def _probe_pod_itself(client, pod, container, targets, options, debug_container, debug_image, check_mode, notes, run_id,
@@ -591,17 +621,32 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
     except NoShell as no_shell:
         reason = (f"container {container!r} of pod {namespace}/{name} has no shell to run the probes ({no_shell}); "
                   "it is probably a distroless or scratch image")
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        # RBAC refuses pods/exec: nothing can run in the pod, but what the cluster's configuration proves still stands.
+        return _not_probed(_exec_forbidden(error, f"pod {namespace}/{name}"), container, targets, notes)
     if not debug_container or check_mode:
         what_to_do = ("check mode does not add an ephemeral container; run without --check" if debug_container else
                       f"set debug_container: true to probe from an ephemeral debug container ({debug_image}) that shares the pod's "
                       "network namespace (needs RBAC patch on pods/ephemeralcontainers and a pullable image; set debug_image for a "
                       "private registry)")
-        notes.append(f"{reason}. Not probed: {what_to_do}.")
-        return {"probed": False, "not_probed_reason": f"{reason}. {what_to_do}.", "runner": {"mode": "none", "container": container},
-                "checks": [], "targets": [t.as_dict() for t in targets], "summary": {}}
+        return _not_probed(f"{reason}. {what_to_do}.", container, targets, notes, note=f"{reason}. Not probed: {what_to_do}.")
     lifetime = int(DETECT_TIMEOUT + options.timeout + EXEC_OVERHEAD + 60)
-    debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)
-    facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
+    try:
+        debug_name = add_debug_container(client, pod, container, debug_image, lifetime, run_id, share_processes)
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        # Refused outright (RBAC, or the namespace's Pod Security level): nothing was added.
+        return _not_probed(f"{reason}; the ephemeral debug container was refused: {debug_container_refusal(error, namespace, debug_image)}.",
+                           container, targets, notes)
+    try:
+        facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        return _not_probed(f"{reason}; {_exec_forbidden(error, f'ephemeral container {debug_name}')}", container, targets, notes)
     facts["runner"] = {"mode": "ephemeral_container", "container": debug_name, "target_container": container, "image": debug_image}
     facts["probed"] = True
     notes.append(f"{reason}; probed from ephemeral container {debug_name} ({debug_image}), which exits by itself within {lifetime}s "

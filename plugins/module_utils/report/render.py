@@ -63,6 +63,7 @@ def _result(cluster, context, verdict, target_entry):
     findings = [f for f in verdict.get("findings") or [] if _finding_for_target(f, target)]
     root_causes = list(target_entry.get("root_causes") or [])
     status = target_entry.get("status") or ("healthy" if root_causes == ["healthy"] else "failing" if root_causes else "ok")
+    note = {"note": target_entry["note"]} if target_entry.get("note") else {}
     return {
         "cluster": cluster,
         "context": context,
@@ -74,6 +75,7 @@ def _result(cluster, context, verdict, target_entry):
         "findings": findings,
         "path": list(target_entry.get("path") or []),
         "checks": list(target_entry.get("checks") or []),
+        **note,
     }
 
 
@@ -122,14 +124,18 @@ def _cause_line(result):
         return "healthy"
     if result["status"] == "ok":
         return "ok (the pod's other findings do not affect this target)"
+    if result["status"] == "not_probed":
+        return result.get("note") or "not probed"
     if not result["root_causes"]:
         return "unknown: no rule explains the failure (see the checks)"
     return ", ".join(result["root_causes"])
 
 
 def _totals(summary):
+    # Named only when there are some: a run where every pod was probed reads as before.
+    not_probed = f", {summary['not_probed']} not probed" if summary.get("not_probed") else ""
     return (f"{summary['results']} result(s) in {summary['clusters']} cluster(s): {summary['healthy']} healthy, {summary['ok']} ok, "
-            f"{summary['failing']} failing, {summary['unknown']} unknown, {summary['errors']} not diagnosed")
+            f"{summary['failing']} failing, {summary['unknown']} unknown{not_probed}, {summary['errors']} not diagnosed")
 
 
 def _not_diagnosed(error):
@@ -149,11 +155,11 @@ def summary_lines(report):
     """The console's closing lines: one per result and per error, then the totals."""
     lines = []
     for result in report["results"]:
-        mark = {"healthy": "OK  ", "ok": "OK  ", "failing": "FAIL", "unknown": "??  "}.get(result["status"], "??  ")
+        mark = {"healthy": "OK  ", "ok": "OK  ", "failing": "FAIL", "unknown": "??  ", "not_probed": "--  "}.get(result["status"], "??  ")
         lines.append(f"{mark} {_cluster_label(result)} {result['pod']} -> {result['target']}: {_cause_line(result)}")
         for finding in result["findings"]:
             if finding.get("id") != "healthy":
-                lines.append(f"       {finding['id']}: {finding.get('summary', '')}")
+                lines.append(f"       {finding['id']}{_observed_suffix(finding)}: {finding.get('summary', '')}")
                 remedy = (finding.get("remediation") or {}).get("summary")
                 if remedy:
                     lines.append(f"       fix: {remedy}")
@@ -191,9 +197,21 @@ def _md_code(text, in_table=False):
     return f"{fence}{content}{fence}"
 
 
+def _observed_from(finding):
+    """Whose observation a finding rests on, when it is not the pod's own (the default): node or static."""
+    observed = finding.get("observed_from")
+    return observed if observed and observed != "pod" else None
+
+
+def _observed_suffix(finding):
+    return f" (observed_from: {_observed_from(finding)})" if _observed_from(finding) else ""
+
+
 def _md_finding(finding):
     lines = [f"#### {_md_code(finding['id'])} ({_md_text(finding.get('severity', 'critical'))}, {_md_text(finding.get('layer', ''))})", "",
              _md_text(finding.get("summary", "")), ""]
+    if _observed_from(finding):
+        lines += [f"Observed from: {_md_code(_observed_from(finding))}", ""]
     if finding.get("evidence"):
         lines += ["Evidence:", ""] + [f"- {_md_text(item)}" for item in finding["evidence"]] + [""]
     if finding.get("not_checked"):
@@ -223,6 +241,8 @@ def render_markdown(report):
     for result in report["results"]:
         lines += [f"## {_md_text(result['cluster'])} {_md_text(result['pod'])} -&gt; {_md_text(result['target'])}", "",
                   f"Status: **{_md_text(result['status'])}**", ""]
+        if result.get("note"):
+            lines += [_md_text(result["note"]), ""]
         for finding in result["findings"]:
             if finding.get("id") != "healthy":
                 lines += _md_finding(finding)
@@ -237,8 +257,9 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}h3{font-size:15px;margin:14px 0 4px}
 .totals{color:#4a5263;margin:0 0 18px}.result{border:1px solid #d7dbe3;border-radius:8px;padding:12px 16px;margin:14px 0}
 .result.failing{border-left:6px solid #c62828}.result.healthy,.result.ok{border-left:6px solid #2e7d32}
-.result.unknown{border-left:6px solid #f9a825}.status{font-weight:600;text-transform:uppercase;font-size:12px;padding:2px 6px;border-radius:4px}
-.status.failing{background:#fdecea;color:#b71c1c}.status.healthy,.status.ok{background:#e8f5e9;color:#1b5e20}.status.unknown{background:#fff8e1;color:#8d6e00}
+.result.unknown,.result.not_probed{border-left:6px solid #f9a825}
+.status{font-weight:600;text-transform:uppercase;font-size:12px;padding:2px 6px;border-radius:4px}
+.status.failing{background:#fdecea;color:#b71c1c}.status.healthy,.status.ok{background:#e8f5e9;color:#1b5e20}.status.unknown,.status.not_probed{background:#fff8e1;color:#8d6e00}
 svg.path{display:block;margin:10px 0}.hop rect{stroke-width:2}.hop text{font-size:13px;text-anchor:middle;dominant-baseline:middle}
 .hop-ok rect{fill:#e8f5e9;stroke:#2e7d32}.hop-fail rect{fill:#fdecea;stroke:#c62828;stroke-width:4}
 .hop-unknown rect{fill:#f4f5f7;stroke:#9aa1ad;stroke-dasharray:4 3}.hop-not_reached rect{fill:#f4f5f7;stroke:#c4c8d0}
@@ -278,8 +299,11 @@ def _path_svg(path):
 
 
 def _html_finding(finding):
-    out = [f'<div class="finding" data-root-cause="{_esc(finding["id"])}"><h3><code>{_esc(finding["id"])}</code> '
-           f'{_esc(finding.get("summary", ""))}</h3>']
+    observed = _observed_from(finding)
+    out = [f'<div class="finding" data-root-cause="{_esc(finding["id"])}"' + (f' data-observed-from="{_esc(observed)}"' if observed else "")
+           + f'><h3><code>{_esc(finding["id"])}</code> {_esc(finding.get("summary", ""))}</h3>']
+    if observed:
+        out.append(f"<div>Observed from: <code>{_esc(observed)}</code></div>")
     if finding.get("evidence"):
         out.append("<div>Evidence:</div><ul>" + "".join(f"<li>{_esc(item)}</li>" for item in finding["evidence"]) + "</ul>")
     if finding.get("not_checked"):
@@ -304,6 +328,8 @@ def render_html(report):
                     f'data-target="{_esc(result["target"])}" data-status="{_esc(status)}">'
                     f'<h2>{_esc(result["cluster"])} &middot; {_esc(result["pod"])} &rarr; {_esc(result["target"])} '
                     f'<span class="status {_esc(status)}">{_esc(status)}</span></h2>')
+        if result.get("note"):
+            body.append(f'<p class="note">{_esc(result["note"])}</p>')
         body.append(_path_svg(result["path"]))
         body.extend(_html_finding(f) for f in result["findings"] if f.get("id") != "healthy")
         if result["checks"]:
@@ -322,6 +348,13 @@ def _xml(text):
     return _visible(text, XML_ILLEGAL)
 
 
+def _verdict_case(result):
+    """The one testcase of a target without checks: a pod that was not probed and shows no cause is skipped, not failed."""
+    if result["status"] == "not_probed":
+        return {"name": "verdict", "status": "skip", "detail": result.get("note") or "not probed"}
+    return {"name": "verdict", "status": "pass" if result["status"] in ("healthy", "ok") else "fail"}
+
+
 def render_junit(report):
     """One testsuite per cluster, one testcase per pod x target x check; a cluster that failed gets an erroring testcase."""
     suites = ElementTree.Element("testsuites", name="kubediag.egress")
@@ -336,7 +369,7 @@ def render_junit(report):
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for result in content["results"]:
             causes = "; ".join(f"{f['id']}: {f.get('summary', '')}" for f in result["findings"] if f.get("id") != "healthy")
-            for check in result["checks"] or [{"name": "verdict", "status": "pass" if result["status"] in ("healthy", "ok") else "fail"}]:
+            for check in result["checks"] or [_verdict_case(result)]:
                 case = ElementTree.SubElement(suite, "testcase", classname=_xml(f"{cluster}.{result['pod']}"),
                                               name=_xml(f"{result['target']} :: {check['name']}"))
                 counts["tests"] += 1

@@ -156,6 +156,9 @@ class Target:
 
 
 class Finding:
+    """One cause. observed_from says whose observation it rests on: ``pod`` (its own checks), ``node`` (its node's view of
+    what the pod cannot measure) or ``static`` (the cluster's configuration alone, for a pod that could not be probed)."""
+
     def __init__(self, cause_id, summary, evidence, remediation, targets, not_checked=None, severity="critical", observed_from="pod"):
         layer, hop = LAYERS[cause_id]
         self.data = {"id": cause_id, "layer": layer, "hop": hop, "severity": severity, "summary": summary,
@@ -404,9 +407,10 @@ def _dns_policy_remedy(ctx):
                    state="present", definition=manifest)
 
 
-def _egress_policy_remedy(ctx, targets):
+def _egress_policy_remedy(ctx, targets, ips=()):
+    """The policy to add; ips are the addresses the finding evaluated, when they are not the ones the probes resolved."""
     ports = sorted({(t.protocol.upper(), t.port) for t in targets})
-    ips = sorted({ip for t in targets for ip in t.resolved_ips()})
+    ips = sorted(set(ips) | {ip for t in targets for ip in t.resolved_ips()})
     peers = [{"ipBlock": {"cidr": f"{ip}/32" if ":" not in ip else f"{ip}/128"}} for ip in ips] or \
         [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}]
     egress = [{"to": peers, "ports": [{"protocol": proto, "port": port} for proto, port in ports]},
@@ -441,17 +445,19 @@ def rule_policy_and_mesh(ctx):
         mesh = ctx.mesh_for(target)
         if mesh and mesh.get("blocked"):
             ctx.add("mesh.registry_only", f"Istio outboundTrafficPolicy REGISTRY_ONLY and no ServiceEntry covers {target.host_port}",
-                    [_quote(target.main()), *(mesh.get("reasons") or [])[:3]],
-                    _remedy(f"create a ServiceEntry for {target.host} port {target.port} (MESH_EXTERNAL, resolution DNS)", "kubernetes.core.k8s",
-                            state="present", definition={
-                                "apiVersion": "networking.istio.io/v1beta1", "kind": "ServiceEntry",
-                                "metadata": {"name": f"external-{target.host.replace('.', '-')}"[:63], "namespace": ctx.pod_info.get("namespace")},
-                                "spec": {"hosts": [target.host], "location": "MESH_EXTERNAL", "resolution": "DNS",
-                                         "ports": [{"number": target.port, "name": f"{target.scheme}-{target.port}",
-                                                    "protocol": {"https": "TLS", "http": "HTTP"}.get(target.scheme, target.protocol.upper())}]}}),
-                    [target.url])
+                    [_quote(target.main()), *(mesh.get("reasons") or [])[:3]], _service_entry_remedy(ctx, target), [target.url])
     if ctx.netpol is None and _blocked_targets(ctx):
         ctx.not_checked.append("NetworkPolicies were not evaluated (netpol_egress_info did not run)")
+
+
+def _service_entry_remedy(ctx, target):
+    return _remedy(f"create a ServiceEntry for {target.host} port {target.port} (MESH_EXTERNAL, resolution DNS)", "kubernetes.core.k8s",
+                   state="present", definition={
+                       "apiVersion": "networking.istio.io/v1beta1", "kind": "ServiceEntry",
+                       "metadata": {"name": f"external-{target.host.replace('.', '-')}"[:63], "namespace": ctx.pod_info.get("namespace")},
+                       "spec": {"hosts": [target.host], "location": "MESH_EXTERNAL", "resolution": "DNS",
+                                "ports": [{"number": target.port, "name": f"{target.scheme}-{target.port}",
+                                           "protocol": {"https": "TLS", "http": "HTTP"}.get(target.scheme, target.protocol.upper())}]}})
 
 
 def rule_proxy(ctx):
@@ -808,11 +814,101 @@ def rule_endpoint(ctx):
 RULES = (rule_dns, rule_policy_and_mesh, rule_proxy, rule_path, rule_tls, rule_endpoint, rule_mtu, rule_ports)
 
 
+# --- a pod that could not be probed: what the cluster's configuration alone proves ----------------------------------
+
+STATIC_NOT_CHECKED = ("observed without a probe in the pod (static, from the cluster's configuration): a probe would have added the "
+                      "pod's own view (its resolver, the connection, HTTP and TLS to the target, the certificate, the proxy settings, "
+                      "the path MTU, the egress IP), and with it any cause behind this one")
+NO_STATIC_CAUSE = "no static cause found; probe to be sure"
+# What lets the diagnosis probe the pod next time: exec, and for a shell-less image the ephemeral debug container.
+ALLOW_PROBE = ("to probe the pod, allow exec into it (RBAC create on pods/exec) and, for an image without a shell, a debug container: "
+               "allow_debug_container: true (debug_container for pod_probe; RBAC patch on pods/ephemeralcontainers, and a "
+               "namespace whose Pod Security level admits the debug image)")
+
+
+def _same_destination(answer, target):
+    return (isinstance(answer, dict) and str(answer.get("destination") or "").lower().rstrip(".") == target.host.lower().rstrip(".")
+            and answer.get("port") == target.port and str(answer.get("protocol") or "").upper() == target.protocol.upper())
+
+
+def _uses_cluster_dns(ctx):
+    """Does the pod resolve names through the cluster DNS? Known only from the spec pod_probe read (dnsPolicy, hostNetwork)."""
+    policy = ctx.pod_info.get("dns_policy")
+    return policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and ctx.pod_info.get("host_network") is False)
+
+
+def _no_coredns_pod_ready(ctx):
+    """The kube-dns Service exists and no pod behind it is ready, and nothing that could answer instead (NodeLocal DNS) runs;
+    never concluded when the pods could not all be read."""
+    coredns = ctx.coredns
+    if not coredns or not coredns.get("cluster_dns_ip") or not isinstance(coredns.get("pods"), list):
+        return False
+    unread = any("pod" in str(entry).lower() for entry in coredns.get("not_checked") or [])
+    nodelocal = (coredns.get("nodelocal_dns") or {}).get("enabled") is not False
+    return not unread and not nodelocal and not any(isinstance(p, dict) and p.get("ready") for p in coredns["pods"])
+
+
+def _static_addresses(ctx, target, answers):
+    """Where the addresses evaluated for target came from, in words."""
+    if target.is_ip:
+        return f"{target.host} is an address: evaluated as given"
+    from_node = target.resolved_ips()
+    if from_node:
+        return (f"addresses of {target.host} from the node probe (node {ctx.pod_info.get('node')}): {', '.join(from_node)}; the pod itself "
+                "may resolve it differently")
+    ips = ", ".join(dict.fromkeys(a["ip"] for a in answers))
+    return f"addresses of {target.host} resolved on the controller (the node was not probed): {ips}; the pod may resolve it differently"
+
+
+def rule_static(ctx):
+    """A pod that could not be probed: a cause only where the cluster's configuration alone makes it certain (a policy that
+    denies every address of the target, DNS policy or CoreDNS that no lookup can pass, a mesh that refuses the host)."""
+    if ctx.netpol is None:
+        return  # the cluster was not read for this pod (pod_probe could not reach it): nothing to conclude from
+    notes = [STATIC_NOT_CHECKED, ALLOW_PROBE]
+    dns_policy = ctx.netpol.get("dns") or {}
+    for target in ctx.targets:
+        answers = [a for a in ctx.netpol.get("destinations") or [] if _same_destination(a, target)]
+        if answers and all(a.get("ip") and a.get("allowed") is False for a in answers):
+            policies = sorted({p for a in answers for p in a.get("selected_by") or []})
+            reasons = [r for r in dict.fromkeys(r for a in answers for r in a.get("reasons") or []) if " given as " not in r]
+            ctx.add("netpol.egress_blocked", f"NetworkPolicy {', '.join(policies) or '(selecting the pod)'} allows no egress from {ctx.ref} to "
+                    f"{target.host_port} at any of its addresses", [_static_addresses(ctx, target, answers), *reasons[:4]],
+                    _egress_policy_remedy(ctx, [target], [a["ip"] for a in answers]), [target.url], not_checked=notes, observed_from="static")
+        mesh = ctx.mesh_for(target)
+        if mesh and mesh.get("blocked"):
+            ctx.add("mesh.registry_only", f"Istio outboundTrafficPolicy REGISTRY_ONLY and no ServiceEntry covers {target.host_port}",
+                    list(mesh.get("reasons") or [])[:4], _service_entry_remedy(ctx, target), [target.url], not_checked=notes,
+                    observed_from="static")
+        if target.is_ip or not _uses_cluster_dns(ctx):
+            continue
+        resolver = f"{ctx.ref} resolves names through the cluster DNS (dnsPolicy {ctx.pod_info.get('dns_policy')})"
+        if dns_policy.get("checked") and dns_policy.get("udp_allowed") is False and dns_policy.get("tcp_allowed") is False:
+            ctx.add("netpol.dns_blocked", f"a NetworkPolicy selecting {ctx.ref} blocks DNS (port 53) to the cluster DNS",
+                    [resolver, *(dns_policy.get("reasons") or [])[:4]], _dns_policy_remedy(ctx), [target.url], not_checked=notes,
+                    observed_from="static")
+        elif _no_coredns_pod_ready(ctx):
+            ctx.add("dns.cluster_dns_unreachable", f"the cluster DNS service cannot answer {ctx.ref}: no CoreDNS pod is ready",
+                    [resolver, *_coredns_health(ctx)], _coredns_remedy(ctx), [target.url], not_checked=notes, observed_from="static")
+    snat = (ctx.cluster_network or {}).get("snat") or {}
+    if snat.get("snat") is False:
+        # Not a cause on its own: a NAT gateway or Cloud NAT may translate the pod range further on, which only a probe shows.
+        ctx.not_checked.append(f"SNAT: {'; '.join(snat.get('reasons') or [])[:300]}; whether something further on translates the pod IP "
+                               "(a NAT gateway, Cloud NAT) needs a probe")
+    if not ctx.findings:
+        ctx.not_checked.append(NO_STATIC_CAUSE)
+
+
 def _target_result(ctx, target, findings):
     mine = [f for f in findings if target.url in f["targets"]]
     if not ctx.pod.probed:
-        return {"target": target.url, "status": "unknown", "root_causes": [], "path": [{"hop": h, "status": "unknown"} for h in HOPS],
-                "checks": []}
+        # Only the hops a static finding proves broken are marked; nothing was observed working.
+        failing = {f["hop"] for f in mine}
+        path = [{"hop": h, "status": "fail", "note": "; ".join(f"{f['id']}: {f['summary']}" for f in mine if f["hop"] == h)}
+                if h in failing else {"hop": h, "status": "unknown"} for h in HOPS]
+        reason = ctx.probe_facts.get("not_probed_reason") or "the pod was not probed"
+        return {"target": target.url, "status": "failing" if mine else "not_probed", "root_causes": [f["id"] for f in mine], "path": path,
+                "checks": [], "note": f"not probed: {reason}" + ("" if mine or ctx.netpol is None else f"; {NO_STATIC_CAUSE}")}
     works = target.works()
     if works and not mine:
         status = "ok"
@@ -849,6 +945,9 @@ def evaluate_pod(facts):
     if not ctx.pod.probed:
         reason = ctx.probe_facts.get("not_probed_reason") or "the pod was not probed"
         ctx.not_checked.append(reason)
+        if not ctx.probe_facts.get("failed"):  # reached but not probed; a failed pod's message says what to do itself
+            ctx.not_checked.append(ALLOW_PROBE)
+        rule_static(ctx)
     else:
         for rule in RULES:
             rule(ctx)

@@ -58,7 +58,8 @@ def test_scenario_gives_exactly_its_root_causes(workdir, scenario):
 def test_bad_input_fails_that_cluster_only(workdir):
     """healthy-fleet: prod-aws is diagnosed normally; the other clusters each get one kind of bad input; extra hosts point at an
     unknown context, at an API server that is not there and at a user who may not exec into pods.
-    Each fails with its reason; the good cluster is still reported."""
+    Each fails with its reason; the good cluster is still reported; the user who may not exec gets the answer the cluster's
+    configuration gives (issue 9: not probed, naming the missing permission)."""
     lab = build.up("healthy-fleet", str(workdir / "lab"))
     with open(lab.info["inventory"], encoding="utf-8") as handle:
         inventory = yaml.safe_load(handle)
@@ -77,16 +78,17 @@ def test_bad_input_fails_that_cluster_only(workdir):
     code, output, _seconds = diagnoselab.run_playbook(path, report_dir, str(workdir / "home"), {"timeout": 2, "node_probe": False})
     assert code != 0
     report = diagnoselab.read_report(report_dir)
-    assert {r["cluster"] for r in report["results"]} == {"prod-aws"}
-    assert {r["status"] for r in report["results"]} == {"healthy"}
+    assert {r["cluster"]: r["status"] for r in report["results"]} == {"prod-aws": "healthy", "no-exec": "not_probed"}
+    [no_exec] = [r for r in report["results"] if r["cluster"] == "no-exec"]
+    assert 'User "viewer" cannot create resource "pods/exec"' in no_exec["note"] and "RBAC permission" in no_exec["note"]
+    assert no_exec["note"].endswith("no static cause found; probe to be sure")
     errors = {e["cluster"]: e["msg"] for e in report["errors"]}
-    assert set(errors) == {"prod-gce", "prod-azure", "ghost-ns", "no-context", "api-down", "no-exec"}, errors
+    assert set(errors) == {"prod-gce", "prod-azure", "ghost-ns", "no-context", "api-down"}, errors
     assert "shop/no-such-pod not found" in errors["prod-gce"]
     assert "x;touch" in errors["prod-azure"]
     assert "namespace nowhere not found" in errors["ghost-ns"]
     assert "no-such-context" in errors["no-context"]
     assert "cannot reach the Kubernetes API server" in errors["api-down"]
-    assert 'User "viewer" cannot create resource "pods/exec"' in errors["no-exec"] and "RBAC permission" in errors["no-exec"]
     assert not os.path.exists("/tmp/pwned")
     for cluster in errors:
         assert f"{cluster}: " in output  # the failed host says why, on the console too
@@ -164,3 +166,51 @@ def test_saved_facts_are_owner_only_and_hold_no_invocation_or_secret(workdir):
     assert facts["cluster"] == "lab" and facts["pod_probes"]
     assert '"invocation"' not in text and "module_args" not in text
     assert not any(token in text for token in tokens)
+
+
+@pytest.mark.parametrize(("scenario", "status", "shown"), [
+    ("netpol.egress_blocked-distroless", "failing", "Observed from: `static`"),
+    ("not_probed-distroless", "not_probed", "no static cause found; probe to be sure"),
+])
+def test_a_pod_that_cannot_be_probed_is_answered_from_the_cluster_alone(workdir, scenario, status, shown):
+    """Issue 9: a distroless pod, debug containers not allowed (the default): nothing is run in it, no ephemeral container is
+    added, and the verdict says what the cluster's configuration proves (observed_from: static) or that it was not probed."""
+    lab, code, output, _seconds, report_dir = _diagnose(workdir, scenario)
+    assert code == 0, output[-4000:]
+    [result] = diagnoselab.read_report(report_dir)["results"]
+    assert result["status"] == status and result["checks"] == []
+    assert all(f["observed_from"] == "static" for f in result["findings"])
+    assert result["note"].startswith("not probed: container 'static' of pod shop/static has no shell")
+    with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as handle:
+        assert shown in handle.read()
+    with open(os.path.join(report_dir, "report.html"), encoding="utf-8") as handle:
+        page = handle.read()
+    assert f'data-status="{status}"' in page
+    assert ('data-observed-from="static"' in page) == (status == "failing")
+    entries = diagnoselab.audit_entries(lab.dir)
+    assert not [e for e in entries if e.get("resource") == "pods/ephemeralcontainers"]
+    assert diagnoselab.debug_pods_left(entries) == 0
+
+
+def test_a_refused_debug_container_still_gives_the_static_answer(workdir):
+    """Issue 9: debug containers allowed, but the user may not patch pods/ephemeralcontainers (RBAC 403): the pod is not probed,
+    not failed, and the policy that blocks it is named from the cluster's configuration."""
+    scenario = os.path.join(diagnoselab.REPO, "tests", "integration", "pod_probe", "scenarios", "distroless-debug-refused.yml")
+    lab = build.up(scenario, str(workdir / "lab"))
+    with open(lab.info["inventory"], encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    inventory["all"]["children"]["clusters"]["hosts"]["lab"]["context"] = "lab-diag"
+    path = str(workdir / "inventory.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle)
+    report_dir = str(workdir / "report")
+    code, output, _seconds = diagnoselab.run_playbook(path, report_dir, str(workdir / "home"), {"timeout": 3, "allow_debug_container": True})
+    assert code == 0, output[-4000:]
+    report = diagnoselab.read_report(report_dir)
+    assert not report["errors"], report["errors"]
+    [result] = report["results"]
+    assert result["root_causes"] == ["netpol.egress_blocked"] and result["findings"][0]["observed_from"] == "static"
+    assert "the ephemeral debug container was refused" in result["note"] and "pods/ephemeralcontainers" in result["note"]
+    entries = diagnoselab.audit_entries(lab.dir)
+    assert [e["code"] for e in entries if e.get("resource") == "pods/ephemeralcontainers" and e["method"] == "PATCH"] == [403]
+    assert diagnoselab.debug_pods_left(entries) == 0

@@ -77,3 +77,39 @@ def test_strip_invocations_drops_the_module_arguments_at_any_depth():
     facts = {"pod_probes": [{"invocation": {"module_args": {"api_key": "s3cret"}}, "checks": [{"invocation": {}, "id": "c"}]}]}
     assert "s3cret" not in repr(strip_invocations(facts))
     assert strip_invocations(facts) == {"pod_probes": [{"checks": [{"id": "c"}]}]}
+
+
+def _unprobed(name, targets, node=None):
+    """A pod pod_probe reached but could not probe (no shell, no debug container): no checks, maybe its node's."""
+    return dict(probe(name, [dict(t, status="skipped") for t in targets], probed=False), node=node)
+
+
+def test_a_pod_that_was_not_probed_is_asked_about_by_the_addresses_its_node_resolved():
+    node = {"probed": True, "checks": [dns("api.example.test", ["203.0.113.10"])]}
+    plan = plan_cluster_reads([_unprobed("static", [API], node)])
+    assert plan["netpol"] == [{"namespace": "shop", "pod": "static", "destinations": [
+        {"to": "api.example.test", "ips": ["203.0.113.10"], "port": 443, "protocol": "TCP"}]}]
+    assert plan["cluster_network_destination"] == "203.0.113.10"
+    assert [(m["pod"], m["host"]) for m in plan["mesh"]] == [("static", "api.example.test")]
+
+
+@pytest.mark.parametrize("node", [None, {"probed": False, "not_probed_reason": "Pod Security baseline", "checks": []},
+                                  {"probed": False, "checks": [dns("api.example.test", ["203.0.113.10"])]},
+                                  {"probed": True, "checks": [dns("api.example.test", ["203.0.113.10"], status="fail")]}])
+def test_without_node_addresses_a_pod_that_was_not_probed_is_asked_about_by_name(node):
+    """No node probe (or one that says probed: false, or failed to resolve): netpol_egress_info resolves the name on the
+    controller; an IP target is still asked about as given."""
+    ip_target = {"host": "198.51.100.7", "host_is_ip": True, "port": 53, "protocol": "udp"}
+    plan = plan_cluster_reads([_unprobed("static", [API, ip_target], node)])
+    assert plan["netpol"][0]["destinations"] == [{"to": "api.example.test", "port": 443, "protocol": "TCP"},
+                                                 {"to": "198.51.100.7", "ips": ["198.51.100.7"], "port": 53, "protocol": "UDP"}]
+    assert plan["cluster_network_destination"] is None
+
+
+def test_a_probed_pod_is_never_asked_about_by_its_nodes_addresses():
+    """The pod's own resolution failed: it stays out of the netpol question (the verdict reads the pod's view), as before."""
+    node = {"probed": True, "checks": [dns("api.example.test", ["203.0.113.10"])]}
+    failing = dict(probe("web", [dict(API, status="fail")], [dns("api.example.test", [], status="fail")]), node=node)
+    plan = plan_cluster_reads([failing])
+    assert plan["netpol"] == [{"namespace": "shop", "pod": "web", "destinations": []}]
+    assert plan["cluster_network_destination"] is None

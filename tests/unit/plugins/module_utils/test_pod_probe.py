@@ -266,6 +266,18 @@ def test_an_rbac_refusal_of_the_node_pod_stays_an_error():
     assert not isinstance(raised.value, pod_probe.NodeProbeForbidden)
 
 
+def test_a_forbidden_exec_into_the_node_pod_leaves_the_node_not_probed_and_deletes_its_pod(monkeypatch):
+    """The debug pod was admitted, but RBAC refuses pods/exec: the node is not probed (its reason says so) and the pod goes."""
+    exec_refused = KubeError('forbidden: pods "kdprobe-node-run1" is forbidden: User "viewer" cannot create resource "pods/exec"', status=403)
+    monkeypatch.setattr(pod_probe, "probe", lambda *args: (x for x in ()).throw(exec_refused))
+    api = FakeApi()
+    with pytest.raises(pod_probe.NodeProbeForbidden) as raised:
+        pod_probe.probe_node(api, "node-1", "shop", "img", [], OPTIONS, "run1")
+    assert str(raised.value).startswith("exec into node debug pod shop/kdprobe-node-run1 is forbidden (forbidden: ")
+    assert raised.value.advice == "grant RBAC create on pods/exec in shop"
+    assert node_pods(api) == [] and [w[0] for w in api.writes] == ["POST", "DELETE"]
+
+
 # --- proxy credentials from the pod's environment --------------------------------------------------------------------
 
 PROXY_PASSWORD = "s3cr3t-Pw"  # noqa: S105 - a test value that must never show
@@ -411,18 +423,27 @@ def test_a_pod_that_fails_does_not_fail_the_others():
     assert gone["msg"].startswith("pod shop/gone not found: check the pod name and namespace") and gone["not_probed_reason"] == gone["msg"]
     assert gone["pod"] == {"namespace": "shop", "name": "gone", "container": None}
     assert [t["url"] for t in gone["targets"]] == ["https://api.example.test/"] and gone["checks"] == []
-    assert locked["failed"] is True and 'cannot create resource "pods/exec"' in locked["msg"] and "RBAC permission" in locked["msg"]
+    # exec forbidden: not a failure but a pod not probed, which the verdict answers from the cluster's configuration
+    assert locked["probed"] is False and "failed" not in locked and locked["checks"] == []
+    reason = locked["not_probed_reason"]
+    assert reason.startswith("exec into pod shop/locked is forbidden (forbidden: ") and 'cannot create resource "pods/exec"' in reason
+    assert "RBAC permission" in reason and reason in locked["notes"]
     assert result["changed"] is False
 
 
 def test_every_pod_failing_fails_with_each_reason():
-    cluster = FakeCluster(missing={"gone"}, no_exec={"locked"})
+    cluster = FakeCluster(missing={"gone", "lost"})
     with pytest.raises(pod_probe.AllPodsFailed) as raised:
-        pod_probe.probe_pods(cluster, shop("gone", "locked"), ["https://api.example.test/"], options=OPTIONS)
+        pod_probe.probe_pods(cluster, shop("gone", "lost"), ["https://api.example.test/"], options=OPTIONS)
     message = str(raised.value)
     assert message.startswith("every pod failed to be probed (2 of 2): pod shop/gone not found")
-    assert 'cannot create resource "pods/exec"' in message
-    assert [entry["pod"]["name"] for entry in raised.value.results] == ["gone", "locked"]
+    assert "pod shop/lost not found" in message
+    assert [entry["pod"]["name"] for entry in raised.value.results] == ["gone", "lost"]
+
+
+def test_pods_whose_exec_is_forbidden_are_not_probed_and_do_not_fail_the_module():
+    result = pod_probe.probe_pods(FakeCluster(no_exec={"a", "b"}), shop("a", "b"), ["https://api.example.test/"], options=OPTIONS)
+    assert [(entry["probed"], entry.get("failed")) for entry in result["results"]] == [(False, None), (False, None)]
 
 
 def test_each_pod_counts_only_its_own_exec_reruns():
@@ -459,3 +480,62 @@ def test_pods_on_the_same_node_share_one_node_probe(monkeypatch):
     result = pod_probe.probe_pods(cluster, pods, ["https://api.example.test/"], options=OPTIONS, node_probe=True)
     assert sorted(started) == [("node-1", "billing"), ("node-1", "shop"), ("node-2", "shop")]
     assert [entry["node"]["runner"]["node"] for entry in result["results"]] == ["node-1", "node-1", "node-2", "node-1"]
+
+
+# --- a shell-less pod whose ephemeral debug container is refused ------------------------------------------------------
+
+PSA_REFUSAL = ('pods "static" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
+               '(container "kdprobe-x" must set securityContext.allowPrivilegeEscalation=false)')
+RBAC_REFUSAL = 'pods "static" is forbidden: User "diag" cannot patch resource "pods/ephemeralcontainers" in the namespace "shop"'
+
+
+class ShellLessPod:
+    """A running distroless pod: every exec finds no shell, and the ephemeral-container PATCH fails with `refusal`."""
+
+    def __init__(self, refusal):
+        self.refusal, self.patches, self.exec_reruns = refusal, 0, 0
+
+    def request(self, method, path, what="", query=None, body=None, content_type=None, repeatable=False):
+        if path.endswith("/services/kube-dns"):
+            return {"spec": {"clusterIP": "10.96.0.10"}}
+        if method == "PATCH":
+            self.patches += 1
+            raise self.refusal
+        return {"metadata": {"name": "static", "namespace": "shop"}, "spec": {"containers": [{"name": "app"}], "nodeName": "node-1"},
+                "status": {"phase": "Running", "podIP": "10.244.0.9"}}
+
+    def exec_in_pod(self, namespace, pod, argv, container=None, timeout=30.0, read_only=False):
+        return ExecResult("", "", None, error='exec: "sh": executable file not found in $PATH')
+
+
+@pytest.mark.parametrize(("server_message", "said"), [
+    (PSA_REFUSAL, "Pod Security restricted forbids it in shop (" + PSA_REFUSAL + "); set debug_image to an image whose container "
+                  "satisfies restricted"),
+    (RBAC_REFUSAL, RBAC_REFUSAL + "; grant RBAC patch on pods/ephemeralcontainers in shop"),
+])
+def test_a_refused_debug_container_leaves_the_pod_not_probed_instead_of_failed(server_message, said):
+    """Refused outright (403): nothing was added; the pod is reported not probed with why, so the diagnosis answers it from
+    the cluster's configuration instead of failing it."""
+    api = ShellLessPod(KubeError(f"forbidden: {server_message}", status=403, server_message=server_message))
+    result = pod_probe.probe_pod(api, "shop", "static", ["https://api.example.test/"], options=OPTIONS, debug_container=True)
+    assert result["probed"] is False and "failed" not in result and result["changed"] is False and api.patches == 1
+    assert result["not_probed_reason"].startswith("container 'app' of pod shop/static has no shell to run the probes")
+    assert f"; the ephemeral debug container was refused: {said}" in result["not_probed_reason"]
+    assert result["checks"] == [] and [t["url"] for t in result["targets"]] == ["https://api.example.test/"]
+    assert result["pod"]["dns_policy"] == "ClusterFirst" and result["pod"]["host_network"] is False
+
+
+@pytest.mark.parametrize("error", [KubeError("HTTP 500 Internal Server Error", status=500),
+                                   KubeError('pods "static" not found', status=404)])
+def test_other_debug_container_failures_still_fail_the_pod(error):
+    with pytest.raises(KubeError, match=str(error)):
+        pod_probe.probe_pod(ShellLessPod(error), "shop", "static", ["https://api.example.test/"], options=OPTIONS, debug_container=True)
+
+
+def test_a_shell_less_pod_without_a_debug_container_says_what_to_allow():
+    api = ShellLessPod(AssertionError("no ephemeral container may be asked for"))
+    result = pod_probe.probe_pod(api, "shop", "static", ["https://api.example.test/"], options=OPTIONS)
+    assert result["probed"] is False and api.patches == 0
+    reason = result["not_probed_reason"]
+    assert reason.startswith("container 'app' of pod shop/static has no shell") and ". set debug_container: true to probe" in reason
+    assert f"{reason[:reason.index('. set debug_container')]}. Not probed: set debug_container: true" in result["notes"][-1]

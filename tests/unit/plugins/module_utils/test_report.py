@@ -52,7 +52,8 @@ def test_contract_has_one_result_per_cluster_pod_target(report):
     assert statuses == ["healthy", "failing", "ok", "failing"]
     assert [r["root_causes"] for r in report["results"]] == [["healthy"], ["firewall.port_blocked"], [], ["dns.upstream_forwarding"]]
     assert report["summary"] == {"clusters": 4, "clusters_failed": ["broken"], "pods": 3, "results": 4, "healthy": 1, "ok": 1, "failing": 2,
-                                 "unknown": 0, "errors": 1, "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
+                                 "unknown": 0, "not_probed": 0, "errors": 1,
+                                 "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
     assert report["errors"] == [{"cluster": "broken", "context": None, "pod": None, "stage": "Resolve which pods to diagnose",
                                  "msg": "pod shop/x not found: check the pod name"}]
 
@@ -240,3 +241,40 @@ def test_junit_with_control_characters_still_parses():
 def test_summary_lines_carry_no_terminal_escape():
     lines = summary_lines(_hostile_report())
     assert not [line for line in lines if "\x1b" in line or "\r" in line or "\n" in line or "\u202e" in line]
+
+
+def test_a_pod_answered_without_a_probe_shows_observed_from_static_and_the_not_probed_status_in_every_rendering():
+    """The two distroless recordings: a static finding (the policy) and a pod with nothing found, which is not probed, never healthy."""
+    report = build_report(_hosts("netpol.egress_blocked-distroless", "not_probed-distroless"))
+    static, unprobed = report["results"]
+    assert (static["status"], static["root_causes"], static["findings"][0]["observed_from"]) == ("failing", ["netpol.egress_blocked"], "static")
+    assert (unprobed["status"], unprobed["root_causes"], unprobed["findings"]) == ("not_probed", [], [])
+    assert unprobed["note"].startswith("not probed: container 'static' of pod shop/static has no shell")
+    assert unprobed["note"].endswith("; no static cause found; probe to be sure")
+    assert report["summary"]["not_probed"] == 1 and report["summary"]["healthy"] == 0
+
+    markdown = render_markdown(report)
+    static_md, unprobed_md = markdown.split("## netpol.egress\\_blocked-distroless", 1)[1].split("## not\\_probed-distroless", 1)
+    assert "Observed from: `static`" in static_md
+    assert "Status: **not\\_probed**" in unprobed_md and "no static cause found; probe to be sure" in unprobed_md
+    assert "| `not_probed-distroless` | `shop/static` | `https://api.example.test/health` | not\\_probed | - |" in markdown
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    assert not [t for t in tokens if t.type in ("html_block", "html_inline")]
+
+    page = render_html(report)
+    assert '<div class="finding" data-root-cause="netpol.egress_blocked" data-observed-from="static">' in page
+    assert "Observed from: <code>static</code>" in page
+    assert 'data-cluster="not_probed-distroless" data-pod="shop/static"' in page and '<span class="status not_probed">not_probed</span>' in page
+    assert html.escape("no static cause found; probe to be sure") in page
+
+    lines = summary_lines(report)
+    assert "       netpol.egress_blocked (observed_from: static): NetworkPolicy shop/deny-external allows no egress from shop/static to " \
+           "api.example.test:443 at any of its addresses" in lines
+    assert [line for line in lines if line.startswith("--  ")] == [
+        f"--   not_probed-distroless shop/static -> https://api.example.test/health: {unprobed['note']}"]
+    assert lines[-1] == "2 result(s) in 2 cluster(s): 0 healthy, 0 ok, 1 failing, 0 unknown, 1 not probed, 0 not diagnosed"
+
+    root = ElementTree.fromstring(render_junit(report))  # noqa: S314 - our own output
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert suites["not_probed-distroless"].find("testcase/skipped").get("message") == unprobed["note"]
+    assert suites["netpol.egress_blocked-distroless"].find("testcase/failure") is not None

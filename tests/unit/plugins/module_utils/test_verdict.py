@@ -66,7 +66,8 @@ def test_target_results_are_consistent(name):
         assert failing_hops == {LAYERS[cause][1] for cause in target["root_causes"] if cause != "healthy"}
         if target["status"] == "failing":
             assert target["root_causes"]
-        assert target["checks"], target
+        probed = RECORDINGS[name]["facts"]["pod_probes"][0]["probed"]
+        assert bool(target["checks"]) == probed, target  # a pod that was not probed has no checks of its own
 
 
 def test_healthy_is_alone():
@@ -120,13 +121,13 @@ def test_several_causes_are_each_reported_fix_first():
     assert by_target["https://other.example.test/"] == ["dns.resolv_conf"]
 
 
-def test_a_pod_that_was_not_probed_is_unknown_not_healthy():
+def test_a_pod_that_was_not_probed_is_not_probed_not_healthy():
     facts = copy.deepcopy(RECORDINGS["healthy"]["facts"])
     probe = facts["pod_probes"][0]
     probe.update(probed=False, checks=[], not_probed_reason="container 'static' has no shell; set debug_container: true")
     verdict = evaluate_cluster(facts)[0]
     assert verdict["healthy"] is False and verdict["root_causes"] == []
-    assert all(t["status"] == "unknown" for t in verdict["targets"])
+    assert all(t["status"] == "not_probed" for t in verdict["targets"])
     assert any("debug_container" in line for line in verdict["not_checked"])
 
 
@@ -139,7 +140,8 @@ def test_a_pod_pod_probe_could_not_reach_gets_a_verdict_saying_why_and_the_other
     assert verdict_input_problem(facts) is None
     failed, fine = evaluate_cluster(facts)
     assert failed["pod"] == "shop/gone" and failed["healthy"] is False and failed["root_causes"] == []
-    assert message in failed["not_checked"] and all(t["status"] == "unknown" for t in failed["targets"])
+    assert message in failed["not_checked"] and all(t["status"] == "not_probed" for t in failed["targets"])
+    assert all("no static cause" not in t["note"] for t in failed["targets"])  # nothing was read about a pod that is not there
     assert fine["pod"] == f"{healthy['pod']['namespace']}/{healthy['pod']['name']}" and fine["root_causes"] == ["healthy"]
 
 
