@@ -731,6 +731,16 @@ results:
     concurrent_execs: *concurrent_execs
     duration_ms: *duration_ms
     exec_reruns: *exec_reruns
+failed_pods:
+  description:
+    - With O(pods), when no pod could be probed (the task fails, and C(msg) names every pod and why), each pod's failed entry,
+      C({pod, failed, msg, probed, not_probed_reason}).
+  returned: when every pod of pods failed
+  type: list
+  elements: dict
+  sample:
+    - {pod: {namespace: shop, name: web-1, container: null}, failed: true, probed: false,
+       msg: "pod shop/web-1 not found: check the pod name and namespace (kubectl get pods -n shop)."}
 """
 
 from ansible_collections.kubediag.egress.plugins.module_utils.k8s.module import KubeModule  # noqa: E402 - imports follow the documentation
@@ -802,7 +812,9 @@ def main():
         _warn_not_probed(module, result)
         module.exit_json(**result)
     except AllPodsFailed as exc:
-        module.fail_from_exception(exc, changed=False, results=exc.results)
+        # Not `results`: Ansible and the diagnose role's rescue read failed entries there as a loop's, and would report the
+        # first pod's message instead of this one, which names every pod.
+        module.fail_from_exception(exc, changed=False, failed_pods=exc.results)
     # Every failure becomes a message, never a traceback.
     except Exception as exc:  # pylint: disable=broad-exception-caught
         module.fail_from_exception(exc, changed=False)

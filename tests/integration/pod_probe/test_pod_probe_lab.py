@@ -167,5 +167,6 @@ def test_module_probes_several_pods_in_one_run(labs, run_module):
     assert nope["failed"] and nope["msg"] == "pod shop/nope not found: check the pod name and namespace (kubectl get pods -n shop)."
     none = run_module({**base, "pods": pods[1:2]})
     assert none["failed"] and none["msg"].startswith("every pod failed to be probed (1 of 1): pod shop/nope not found")
+    assert "results" not in none and none["failed_pods"][0]["msg"].startswith("pod shop/nope not found")  # the rescue reads msg
     both = run_module({**base, "pods": pods[:1], "pod": "web"})
     assert both["failed"] and "mutually exclusive: pods|pod" in both["msg"]
