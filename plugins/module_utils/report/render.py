@@ -12,12 +12,11 @@ import json
 import re
 from xml.etree import ElementTree
 
-from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import HOPS, SEVERITIES, TARGET_STATUSES
+from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import HOPS, TARGET_STATUSES
 
 SCHEMA_VERSION = 1
 HOP_LABELS = {"pod": "Pod", "dns": "DNS", "policy": "Policy / mesh", "node": "Node", "nat": "NAT",
               "internet": "Internet path", "endpoint": "Endpoint"}
-SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 # A cluster whose diagnosis stopped gets no verdict at all, never one drawn from the facts read before the failure.
 NOT_DIAGNOSED_NOTE = ("No verdict for these: the diagnosis stopped at the stage named, and nothing is concluded from the facts read "
                       "before it (a verdict on half the facts could call a broken path healthy). Fix the cause and run again.")

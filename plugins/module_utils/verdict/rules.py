@@ -26,7 +26,6 @@ from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import 
     check_id,
 )
 
-NO_ANSWER = ("timeout", "unreachable", "refused", "reset", "no_answer")
 METADATA_CIDR = "169.254.169.254/32"
 # A pod check with these classes did not measure the network: its tool is missing or gave up (BusyBox wget's TLS).
 UNMEASURED = ("tool_missing", "tool_limited")
@@ -59,9 +58,6 @@ class Probe:
     def status(self, check_id):
         check = self.checks.get(check_id)
         return check["status"] if check else None
-
-    def ok(self, check_id):
-        return self.status(check_id) == "ok"
 
     def failed(self, check_id):
         return self.status(check_id) in ("fail", "error")
