@@ -1,5 +1,6 @@
 """pod_probe.probe() end to end on this host (the exec transport is a local subprocess), batching, and the no-shell path."""
 
+import copy
 import json
 import re
 import subprocess
@@ -66,14 +67,6 @@ def test_no_shell_is_recognised(result):
 def test_options_are_validated(option, value, message):
     with pytest.raises(TargetError, match=message):
         pod_probe.build_options(**{option: value})
-
-
-def test_node_debug_pod_is_pinned_host_network_and_short_lived():
-    manifest = pod_probe.node_debug_pod_manifest("node-1", "shop", "nicolaka/netshoot", 120, "run1")
-    spec = manifest["spec"]
-    assert spec["nodeName"] == "node-1" and spec["hostNetwork"] is True and spec["restartPolicy"] == "Never"
-    assert spec["containers"][0]["command"] == ["sleep", "120"]
-    assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubediag.egress"
 
 
 # --- debug pod and ephemeral container lifecycle, against a fake API client that records every write -----------------
@@ -155,10 +148,31 @@ def test_a_failing_cleanup_does_not_hide_the_original_error(monkeypatch):
     assert "kubectl delete pods -n shop -l kubediag.egress/run-id=run1" in message
 
 
-def test_the_node_debug_pod_carries_its_run_id_and_a_deadline():
-    manifest = pod_probe.node_debug_pod_manifest("node-1", "shop", "img", 120, "run1")
-    assert manifest["metadata"]["labels"]["kubediag.egress/run-id"] == "run1"
-    assert manifest["spec"]["activeDeadlineSeconds"] == 120
+def test_the_node_debug_pod_outlives_every_wait_of_the_probe_and_then_stops_on_its_own(monkeypatch):
+    """What probe_node asks the API server for: a pod on that node's network that tolerates its taints, labelled with the
+    run id its cleanup selects by, whose sleep and deadline outlast the start, detection and checks the probe may wait for
+    (so the kubelet ends it when the controller dies, and not before the probe is done); and it is deleted afterwards."""
+    api, created = FakeApi(), []
+    serve = api._serve
+
+    def recording(method, path, query, body):
+        if method == "POST":
+            created.append(copy.deepcopy(body))
+        return serve(method, path, query, body)
+
+    monkeypatch.setattr(api, "_serve", recording)
+    monkeypatch.setattr(pod_probe, "probe", lambda *args: (x for x in ()).throw(KubeError("stopped after the create")))
+    with pytest.raises(KubeError, match="stopped after the create"):
+        pod_probe.probe_node(api, "node-7", "shop", "img", [], pod_probe.build_options(timeout=9), "run7", start_timeout=25)
+    [manifest] = created
+    spec, labels = manifest["spec"], manifest["metadata"]["labels"]
+    assert spec["nodeName"] == "node-7" and spec["hostNetwork"] is True and spec["restartPolicy"] == "Never"
+    assert {"operator": "Exists"} in spec["tolerations"]
+    waits = 25 + pod_probe.DETECT_TIMEOUT + 9 + pod_probe.EXEC_OVERHEAD   # the start, the detection exec, the checks exec
+    assert spec["activeDeadlineSeconds"] > waits
+    assert spec["containers"][0]["command"] == ["sleep", str(spec["activeDeadlineSeconds"])]
+    assert labels["kubediag.egress/run-id"] == "run7" and labels["app.kubernetes.io/managed-by"] == "kubediag.egress"
+    assert api.writes == [("POST", manifest["metadata"]["name"]), ("DELETE", manifest["metadata"]["name"])]
 
 
 def test_an_ephemeral_container_that_terminated_is_reported_at_once():
