@@ -83,8 +83,8 @@ RETURN = r"""
 pods:
   description:
     - One verdict per pod, C({pod, node, ip, healthy, root_causes, findings, targets, not_checked, notes}).
-    - C(findings) are C({id, layer, hop, severity, summary, evidence, not_checked, remediation{summary, module, params}, targets}),
-      ordered by what to fix first.
+    - C(findings) are C({id, layer, hop, severity, summary, evidence, not_checked, remediation{summary, module, params}, targets,
+      observed_from}), ordered by what to fix first; C(observed_from) is C(pod), C(node) or C(static).
     - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing) or C(unknown), and C(path)
       gives each hop of pod, dns, policy, node, nat, internet, endpoint as C(ok), C(fail), C(not_reached) or C(unknown).
   returned: always

@@ -8,7 +8,8 @@ unit-tested and costs no module round trip. ``plan_cluster_reads(probes)`` retur
 - ``cluster_network_destination``: the first address any pod's DNS check resolved (cluster_network_info asks the node's
   route table about it), or None.
 - ``netpol``: one ``{namespace, pod, destinations}`` per probed pod, destinations as netpol_egress_info takes them
-  (the target's IP, or the addresses the pod resolved for its name; a target with neither is left out).
+  (the target's IP, or the addresses the pod resolved for its name, else the one it tested the name by; a target with none
+  is left out).
 - ``mesh``: one ``{namespace, pod, host, port}`` per pod and target, for mesh_egress_info.
 """
 
@@ -31,6 +32,16 @@ def _resolved(checks, name=None):
             if address not in addresses:
                 addresses.append(address)
     return addresses
+
+
+def _tested(checks, name):
+    """The address the pod tested a name by when no resolver it asked answered (the controller's, see pod_probe's by-address
+    checks): the policies are then evaluated for the address the pod really tried."""
+    for check in checks:
+        params, details = check.get("params") or {}, check.get("details") or {}
+        if params.get("by_address") and params.get("host") == name and details.get("address"):
+            return [details["address"]]
+    return []
 
 
 def _probe_parts(probe, index):
@@ -57,7 +68,7 @@ def plan_cluster_reads(probes):
             destination = next(iter(_resolved(checks)), None)
         destinations = []
         for target in targets:
-            ips = [target["host"]] if target.get("host_is_ip") else _resolved(checks, target.get("host"))
+            ips = [target["host"]] if target.get("host_is_ip") else _resolved(checks, target.get("host")) or _tested(checks, target.get("host"))
             if ips:
                 destinations.append({"to": target.get("host"), "ips": ips, "port": target.get("port"),
                                      "protocol": str(target.get("protocol") or "tcp").upper()})

@@ -50,8 +50,9 @@ AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
 # probe_pods probes this many pods at once at most: each holds up to two execs open for its timeout, and they all share the
 # client's rate limit, so more threads would only queue there.
 MAX_CONCURRENT_PODS = 8
-# How long, after the tool detection, the probe waits for the controller's name resolution (the by-address fallback).
-CONTROLLER_RESOLVE_WAIT = 1.0
+# How long, after the tool detection, the probe waits for the controller's name resolution (the by-address fallback):
+# a name the controller knows resolves in milliseconds, well within the detection exec; one it does not may take seconds.
+CONTROLLER_RESOLVE_WAIT = 0.25
 
 
 class AllPodsFailed(KubeError):

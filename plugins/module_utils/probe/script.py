@@ -153,9 +153,10 @@ ck_tls() {
 }
 da() { r=$(to dig +short +time=$T +tries=1 "$@" A); r=${r##*"$NL"}; case $r in *[!0-9.]*) r= ;; esac; echo "$r"; } 2>/dev/null
 ck_ba() {
-  p=$(da +search "$1") q=$3 w=fallback
-  [ -n "$p" ] && { echo resolved; return; }
-  [ "$2" = - ] || { r=$(da "@$2" "$1."); [ -n "$r" ] && q=$r w=external; }
+  q=$(da +search "$1") w=external
+  [ "$q" ] && { echo resolved; return; }
+  [ "$2" = - ] || q=$(da "@$2" "$1.")
+  [ "$q" ] || q=$3 w=fallback
   [ "$q" = - ] && { echo noaddress; return; }
   echo "address $q $w"
   case $4 in curl) ck_curl "$6" resolve "$1:$5:$q" ;; tls) ck_tls "$q:$5" "$1" ;; *) "ck_$4" "$q" "$5" ;; esac
@@ -486,8 +487,8 @@ def by_address_checks(targets: list[Target], env: Environment, options: ProbeOpt
 
     Each one first resolves the name through the pod's resolver (dig +search). When that works, it stops there and says so
     (the ordinary checks cover the target). When it does not, it asks the external resolver, else takes the fallback
-    address resolved outside the pod, and runs its check against that address: the TCP connect to IP:port, the HTTP
-    request with curl --resolve host:port:IP, the TLS handshake with openssl -connect IP:port -servername host. So the
+    address resolved outside the pod, and runs its check against that address: the HTTP request with curl --resolve
+    host:port:IP (else the TCP connect to IP:port), the TLS handshake with openssl -connect IP:port -servername host. So the
     causes behind a DNS failure are found in the same exec. Only with dig (its +short output is read in the pod)."""
     if not env.has("dig"):
         return []
@@ -499,12 +500,14 @@ def by_address_checks(targets: list[Target], env: Environment, options: ProbeOpt
         params = {"host": target.host, "port": target.port, "by_address": True, "external_resolver": options.external_resolver or None,
                   "fallback_address": address or None, "fallback_source": source or None}
         head = ("ba", target.host, options.external_resolver or "-", address or "-")
-        tcp = tcp_check(f"tcp.by_address:{target.host_port}", "tcp", target, env, **params)
-        if tcp.record is not None:
-            checks.append(dataclasses.replace(tcp, record=(*head, tcp.record[0], str(target.port))))
         if target.scheme in ("http", "https") and env.has("curl") and proxy_for(target, settings) is None:
+            # curl's own connect stands for the TCP one: every record counts against the exec URL budget
             checks.append(Check(f"http.by_address:{target.url}", "http", target.url, "curl", (*head, "curl", str(target.port), target.url),
                                 params={**params, "url": target.url, "mode": "resolve", "proxy": None}))
+        else:
+            tcp = tcp_check(f"tcp.by_address:{target.host_port}", "tcp", target, env, **params)
+            if tcp.record is not None:
+                checks.append(dataclasses.replace(tcp, record=(*head, tcp.record[0], str(target.port))))
         if target.scheme == "https" and env.has("openssl"):
             checks.append(Check(f"tls.by_address:{target.host_port}", "tls", target.url, "openssl s_client", (*head, "tls", str(target.port)),
                                 params={**params, "sni": target.host}))

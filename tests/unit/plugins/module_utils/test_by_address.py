@@ -26,10 +26,11 @@ def _plan(targets, detection=NETSHOOT, fallback=None, options=OPTIONS):
     return {c.id: c for c in probe_script.plan_checks(parse_targets(targets), env, options, by_address=fallback or {})}
 
 
-def test_an_https_name_gets_tcp_http_and_tls_by_address():
-    plan = _plan(["https://api.example.test/health"], fallback={"api.example.test": ("203.0.113.7", "controller")})
+def test_an_https_name_gets_http_and_tls_by_address():
+    plan = _plan(["https://api.example.test/health", "tcp://db.example.test:5432"], fallback={"api.example.test": ("203.0.113.7", "controller")})
     head = ("ba", "api.example.test", "192.0.2.8", "203.0.113.7")
-    assert plan["tcp.by_address:api.example.test:443"].record == (*head, "nc", "443")
+    assert "tcp.by_address:api.example.test:443" not in plan   # curl's connect stands for it
+    assert plan["tcp.by_address:db.example.test:5432"].record == ("ba", "db.example.test", "192.0.2.8", "-", "nc", "5432")
     assert plan["http.by_address:https://api.example.test/health"].record == (*head, "curl", "443", "https://api.example.test/health")
     assert plan["tls.by_address:api.example.test:443"].record == (*head, "tls", "443")
     assert plan["tls.by_address:api.example.test:443"].params["fallback_source"] == "controller"
@@ -48,6 +49,8 @@ def test_ip_targets_udp_targets_proxied_targets_and_pods_without_dig_get_none():
     assert not [i for i in _plan(["https://192.0.2.1/", "udp://ntp.example.test:123"]) if "by_address" in i]
     proxied = _plan(["https://api.example.test/"], detection=NETSHOOT + "env https_proxy http://proxy.corp:3128\n")
     assert "http.by_address:https://api.example.test/" not in proxied and "tcp.by_address:api.example.test:443" in proxied
+    wget_only = _plan(["http://api.example.test/"], detection=NETSHOOT.replace("tool curl c curl\n", "tool wget w GNU Wget 1.21\n"))
+    assert wget_only["tcp.by_address:api.example.test:80"].record[4] == "nc"
     no_dig = NETSHOOT.replace("tool dig d DiG 9.18\n", "tool nslookup n nslookup 9.18\n")
     assert not [i for i in _plan(["https://api.example.test/"], detection=no_dig) if "by_address" in i]
 
@@ -134,7 +137,7 @@ def _probe(shell, web, pod, external, controller):
         completed = run_argv(shell, argv)
         return ExecResult(completed.stdout, completed.stderr, completed.returncode)
 
-    targets = parse_targets([f"http://api.example.test:{web}/x"])
+    targets = parse_targets([f"http://api.example.test:{web}/x", f"tcp://tcp.example.test:{web}"])
     options = probe_script.ProbeOptions(timeout=1, external_resolver="192.0.2.8", mtu_sizes=(576,))
     started = time.monotonic()
     facts = pod_probe.probe(run, targets, options, by_address=True, resolve=lambda name: controller)
@@ -147,13 +150,13 @@ def test_by_address_through_the_external_resolver(shell, web):
     http_check = checks[f"http.by_address:http://api.example.test:{web}/x"]
     assert (http_check["status"], http_check["details"]["http_code"]) == ("ok", 200)   # curl --resolve kept the Host name
     assert http_check["details"]["address"] == "127.0.0.1" and http_check["details"]["address_source"] == "external"
-    assert checks[f"tcp.by_address:api.example.test:{web}"]["status"] == "ok"
+    assert checks[f"tcp.by_address:tcp.example.test:{web}"]["status"] == "ok"
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_by_address_falls_back_to_the_controller(shell, web):
     checks, _seconds = _probe(shell, web, POD_HANGS, EXTERNAL_FAILS, ["::1", "127.0.0.1"])
-    tcp = checks[f"tcp.by_address:api.example.test:{web}"]
+    tcp = checks[f"tcp.by_address:tcp.example.test:{web}"]
     assert tcp["status"] == "ok" and tcp["details"]["address_source"] == "controller"
 
 
