@@ -704,7 +704,11 @@ def rule_behind_dns(ctx):
     """DNS broken and something behind it broken too: the rules after DNS, on what the pod saw by address, so the user
     gets every cause in one run. A target with no address to test says what was not tested."""
     tested = []
+    not_found = ctx.findings.get("dns.name_not_found")
+    missing = set(not_found.data["targets"]) if not_found else set()
     for target in _dns_failed_targets(ctx):
+        if target.url in missing:
+            continue  # nothing stands behind a name that does not exist
         if _by_address_checks(ctx.pod, target):
             tested.append(target)
             continue

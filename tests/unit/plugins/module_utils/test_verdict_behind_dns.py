@@ -101,6 +101,17 @@ def test_dns_broken_and_no_address_anywhere_gives_only_dns_and_says_what_was_not
                for line in verdict["not_checked"]), verdict["not_checked"]
 
 
+def test_a_name_that_does_not_exist_has_nothing_behind_it_to_test():
+    case = json.loads((HERE / "verdict_cases" / "dns.name_not_found.json").read_text())
+    facts = copy.deepcopy(case["facts"])
+    url = facts["pod_probes"][0]["targets"][0]["url"]
+    untested = dict(_by_address(first_line="noaddress")[1], id=f"http.by_address:{url}", target=url)
+    facts["pod_probes"][0]["checks"].append(untested)
+    verdict = evaluate_cluster(facts)[0]
+    assert verdict["root_causes"] == ["dns.name_not_found"]
+    assert not [line for line in verdict["not_checked"] if "was not tested" in line]
+
+
 def test_dns_broken_and_a_policy_on_the_port_gives_both():
     blocked = _by_address(tcp="node.egress_broken shop/web tcp:api.example.test:443", tls="node.egress_broken shop/web tls:api.example.test:443",
                           http="mtu.blackhole shop/web http:https://api.example.test/large-response")
