@@ -435,7 +435,7 @@ def _mtu_checks(host: str, env: Environment, options: ProbeOptions) -> list[Chec
                   params={"host": host, "size": size}) for size in options.mtu_sizes]
 
 
-def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions, by_address: dict | None = None) -> list[Check]:
+def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions, by_address=None) -> list[Check]:
     """Every check for these targets, with the best tool the container has; skipped ones say which tool is missing.
 
     by_address (host -> (address, source) from outside the pod, possibly empty) adds the by-address chains; None (the node
