@@ -66,6 +66,8 @@ CHECK_PREFIXES = {
     "icmp": "icmp", "icmp.known_good": "icmp", "tcp": "tcp", "udp": "udp",
     "http": "http", "http.direct": "http", "http.test_proxy": "http", "http.insecure": "http",
     "tls": "tls", "mtu": "mtu", "proxy.reach": "proxy", "egress_ip": "egress_ip",
+    # The same checks by the address the external resolver (or the controller) gave, for a name the pod cannot resolve.
+    "http.by_address": "http", "tcp.by_address": "tcp", "tls.by_address": "tls",
 }
 # Kinds whose success proves a packet went out and came back.
 NETWORK_KINDS = ("tcp", "udp", "http", "tls")

@@ -452,6 +452,12 @@ checks: &checks
         via_proxy:
           description: http C(env) mode, the proxy the environment sends the request through, or null.
           type: str
+        by_address:
+          description: True for a check run by address because the pod could not resolve the name (C(*.by_address:*) ids).
+          type: bool
+        external_resolver:
+          description: by-address checks, the external resolver asked for the address (null when it is off).
+          type: str
     status:
       description: ok, fail, error or skipped.
       type: str
@@ -481,6 +487,12 @@ checks: &checks
         time_connect:
           description: http, seconds until the TCP connect completed (0 when it did not).
           type: float
+        address:
+          description: by-address checks, the address the name was tested by, null when there was none.
+          type: str
+        address_source:
+          description: by-address checks, where that address came from, C(external) (the external resolver) or C(controller).
+          type: str
         timeout_stage:
           description:
             - http, where a timed-out request stopped, C(connect), C(tls) or C(transfer) (BusyBox wget - the headers came, the body stalled).

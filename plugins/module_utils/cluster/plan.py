@@ -10,7 +10,8 @@ unit-tested and costs no module round trip. ``plan_cluster_reads(probes)`` retur
 - ``cluster_network_destination``: the first address any pod's DNS check resolved (cluster_network_info asks the node's
   route table about it), else the first the node probe of a pod that was not probed resolved, or None.
 - ``netpol``: one ``{namespace, pod, destinations}`` per pod pod_probe reached, destinations as netpol_egress_info takes them
-  (the target's IP, or the addresses the pod resolved for its name; a target with neither is left out). For a pod that could
+  (the target's IP, or the addresses the pod resolved for its name, else the one it tested the name by; a target
+  with none is left out). For a pod that could
   not be probed (no shell and no debug container) the verdict answers from these reads alone, so every target is asked
   about: by the addresses its node's probe resolved, else by name alone, which netpol_egress_info resolves on the controller.
 - ``mesh``: one ``{namespace, pod, host, port}`` per pod and target, for mesh_egress_info.
@@ -49,6 +50,16 @@ def _node_checks(probe):
     return [c for c in node["checks"] if isinstance(c, dict)]
 
 
+def _tested(checks, name):
+    """The address the pod tested a name by when no resolver it asked answered (the controller's, see pod_probe's by-address
+    checks): the policies are then evaluated for the address the pod really tried."""
+    for check in checks:
+        params, details = check.get("params") or {}, check.get("details") or {}
+        if params.get("by_address") and params.get("host") == name and details.get("address"):
+            return [details["address"]]
+    return []
+
+
 def _probe_parts(probe, index):
     if not isinstance(probe, dict):
         raise PlanError(f"pod_probes[{index}] is a {type(probe).__name__}, not a pod_probe result")
@@ -76,7 +87,7 @@ def plan_cluster_reads(probes):
         destinations = []
         for target in targets:
             entry = {"to": target.get("host"), "port": target.get("port"), "protocol": str(target.get("protocol") or "tcp").upper()}
-            ips = [target["host"]] if target.get("host_is_ip") else _resolved(resolving, target.get("host"))
+            ips = [target["host"]] if target.get("host_is_ip") else _resolved(resolving, target.get("host")) or _tested(checks, target.get("host"))
             if ips:
                 destinations.append({**entry, "ips": ips})
             elif not probe.get("probed"):

@@ -495,6 +495,36 @@ def parse_egress_ip(exit_code, output: str, params: dict) -> dict:
     return result
 
 
+# --- by address -----------------------------------------------------------------------------------------------
+
+ADDRESS_SOURCES = {"external": "the external resolver", "controller": "the controller's resolver (getaddrinfo)"}
+
+
+def parse_by_address(kind: str, tool: str, exit_code, output: str, params: dict) -> dict:
+    """A by-address check: its first line says `resolved` (the pod resolved the name: nothing ran), `noaddress` (no
+    address to test) or `address IP SOURCE`, and the check's own output follows, parsed as the ordinary check's."""
+    host = params["host"]
+    first, _sep, rest = output.partition("\n")
+    words = first.strip().split(" ")
+    if words == ["resolved"]:
+        return fact("skipped", "not_needed", f"the pod resolved {host}: no by-address check needed", address=None, address_source=None)
+    if words == ["noaddress"]:
+        external = params.get("external_resolver")
+        asked = f"the external resolver {external}" if external else "no external resolver (external_resolver is off)"
+        return fact("skipped", "no_address", f"the pod could not resolve {host}, and {asked} and the controller gave no address: "
+                    f"{kind.upper()} to {host}:{params['port']} was not tested behind the DNS failure", address=None, address_source=None)
+    source = {"external": "external", "fallback": params.get("fallback_source")}.get(words[2] if len(words) == 3 else None)
+    if words[0] != "address" or len(words) != 3 or not ipv4_answers(words[1:2])[0] or source not in ADDRESS_SOURCES \
+            or (source != "external" and words[1] != params.get("fallback_address")):
+        return fact("error", "unknown", f"by-address {kind} check of {host}: unexpected first line {first[:120]!r} (exit {exit_code})",
+                    address=None, address_source=None)
+    parsed = parse_check(kind, tool, exit_code, rest, {k: v for k, v in params.items() if k != "by_address"})
+    where = f"the external resolver {params.get('external_resolver')}" if source == "external" else ADDRESS_SOURCES[source]
+    parsed["summary"] += f" (by address {words[1]}, from {where})"
+    parsed["details"].update(address=words[1], address_source=source)
+    return parsed
+
+
 # --- local facts from round trip 1 --------------------------------------------------------------------------------
 
 
@@ -551,6 +581,8 @@ PARSERS = {"icmp": parse_ping, "tcp": parse_tcp, "proxy": parse_tcp, "udp": pars
 
 
 def parse_check(kind: str, tool: str, exit_code, output: str, params: dict) -> dict:
+    if params.get("by_address"):
+        return parse_by_address(kind, tool, exit_code, output, params)
     if kind == "dns":
         return parse_dig(exit_code, output, params) if tool == "dig" else parse_nslookup(exit_code, output, params)
     if kind == "http":

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
+from ansible_collections.kubediag.egress.plugins.module_utils.cluster.destinations import resolve_host
 from ansible_collections.kubediag.egress.plugins.module_utils.k8s.client import ExecResult, KubeError, api_path, validate_name
 from ansible_collections.kubediag.egress.plugins.module_utils.probe import facts as probe_facts
 from ansible_collections.kubediag.egress.plugins.module_utils.probe import script as probe_script
@@ -52,6 +53,9 @@ AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
 # client's rate limit, so more threads would only queue there.
 MAX_CONCURRENT_PODS = 8
 ZONE_LABEL = "topology.kubernetes.io/zone"
+# How long, after the tool detection, the probe waits for the controller's name resolution (the by-address fallback):
+# a name the controller knows resolves in milliseconds, well within the detection exec; one it does not may take seconds.
+CONTROLLER_RESOLVE_WAIT = 0.25
 
 
 class AllPodsFailed(KubeError):
@@ -148,11 +152,12 @@ def _check_entry(check, parsed, raw) -> dict:
 
 def _run_batches(run, groups: list[list], environment, options) -> dict:
     """check id -> raw result, every batch in its own concurrent exec."""
-    exec_timeout = options.timeout + EXEC_OVERHEAD
     nonce = probe_script.new_nonce()
 
     def one(group):
-        result = run(probe_script.probe_argv(group, options.timeout, environment.timeout_mode, nonce), exec_timeout)
+        # a by-address check takes up to three timed steps in turn: the pod's resolution, the external one, the check
+        steps = 3 if any(check.record[0] == "ba" for check in group) else 1
+        result = run(probe_script.probe_argv(group, options.timeout, environment.timeout_mode, nonce), steps * options.timeout + EXEC_OVERHEAD)
         if result.exit_code is None and not result.stdout:
             raise KubeError(f"the probe exec failed: {result.error}")
         return group, probe_script.split_probe_output(result.stdout, len(group), nonce)
@@ -213,11 +218,42 @@ def _target_summary(target, entries: list, settings: dict) -> dict:
             "proxy": probe_script.proxy_for(target, settings)}
 
 
-def probe(run, targets: list, options: probe_script.ProbeOptions) -> dict:
-    """Both round trips through `run`; returns the facts. Raises NoShell or KubeError."""
+def controller_addresses(targets: list, resolve=resolve_host):
+    """Start resolving the named targets on the controller. The function returned gives host -> (IPv4 address,
+    "controller") for the names resolved by then, waiting at most `wait` seconds: the fallback address of the by-address
+    checks when the external resolver gives the pod nothing. A daemon thread, so a resolver that never answers delays
+    neither the probe nor the module's exit."""
+    names = list(dict.fromkeys(t.host for t in targets if not t.is_ip))
+    found = {}
+
+    def work():
+        for name in names:
+            try:
+                address = next((a for a in resolve(name) if ":" not in a), None)
+            except ValueError:
+                continue
+            if address:
+                found[name] = (address, "controller")
+
+    worker = threading.Thread(target=work, name="kubediag-controller-resolve", daemon=True)
+    worker.start()
+
+    def collect(wait: float) -> dict:
+        worker.join(wait)
+        return dict(found)
+    return collect
+
+
+def probe(run, targets: list, options: probe_script.ProbeOptions, by_address: bool = False, resolve=resolve_host) -> dict:
+    """Both round trips through `run`; returns the facts. Raises NoShell or KubeError.
+
+    by_address adds the by-address checks (the pod's probe; the node's has no use for them), their fallback address
+    resolved on the controller while the tools are detected. The node probe runs at the same time as the pod's, so its
+    answers are never there before the pod's exec: the controller's are the only ones to hand."""
     started = time.monotonic()
+    fallback = controller_addresses(targets, resolve) if by_address else None
     environment = detect(run)
-    checks = probe_script.plan_checks(targets, environment, options)
+    checks = probe_script.plan_checks(targets, environment, options, by_address=fallback(CONTROLLER_RESOLVE_WAIT) if fallback else None)
     groups = batches(checks, options.timeout, environment.timeout_mode)
     raw = _run_batches(run, groups, environment, options) if groups else {}
     facts = assemble(checks, raw, environment, options, targets)
@@ -614,7 +650,7 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
                       share_processes) -> dict:
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     try:
-        facts = probe(_exec_runner(client, namespace, name, container), targets, options)
+        facts = probe(_exec_runner(client, namespace, name, container), targets, options, by_address=True)
         facts["runner"] = {"mode": "exec", "container": container, "image": None}
         facts["probed"] = True
         return facts
@@ -642,7 +678,7 @@ def _probe_pod_itself(client, pod, container, targets, options, debug_container,
         return _not_probed(f"{reason}; the ephemeral debug container was refused: {debug_container_refusal(error, namespace, debug_image)}.",
                            container, targets, notes)
     try:
-        facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options)
+        facts = probe(_exec_runner(client, namespace, name, debug_name), targets, options, by_address=True)
     except KubeError as error:
         if error.status != 403:
             raise

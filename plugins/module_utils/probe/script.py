@@ -19,6 +19,7 @@ wget has no write-out like curl's: its body goes through `wc -c`, so a download 
 Both scripts run under bash, dash and BusyBox ash.
 """
 
+import dataclasses
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ done
 
 PROBE_SCRIPT = r"""
 T=$1 TM=$2 N=$3; shift 3
+NL='
+'
 W='kdw|%{http_code}|%{time_namelookup}|%{time_connect}|%{time_appconnect}|%{time_starttransfer}|%{time_total}|%{size_download}|%{ssl_verify_result}|%{remote_ip}\n'
 now() { IFS=' .' read -r s c _ 2>/dev/null < /proc/uptime && echo $((s*1000+1${c}0-1000)) || echo 0; }
 to() {
@@ -125,6 +128,7 @@ ck_curl() {
     direct) set -- --noproxy '*' ;;
     insecure) set -- -k ;;
     proxy) set -- --proxy "$3" ;;
+    resolve) set -- --noproxy '*' --resolve "$3" ;;
     *) set -- ;;
   esac
   to curl -sS -o /dev/null --connect-timeout $T --max-time $T -w "$W" "$@" "$u" </dev/null
@@ -154,6 +158,16 @@ ck_tls() {
   esac
   return $rc
 }
+da() { r=$(to dig +short +time=$T +tries=1 "$@" A); r=${r##*"$NL"}; case $r in *[!0-9.]*) r= ;; esac; echo "$r"; } 2>/dev/null
+ck_ba() {
+  q=$(da +search "$1") w=external
+  [ "$q" ] && { echo resolved; return; }
+  [ "$2" = - ] || q=$(da "@$2" "$1.")
+  [ "$q" ] || q=$3 w=fallback
+  [ "$q" = - ] && { echo noaddress; return; }
+  echo "address $q $w"
+  case $4 in curl) ck_curl "$6" resolve "$1:$5:$q" ;; tls) ck_tls "$q:$5" "$1" ;; *) "ck_$4" "$q" "$5" ;; esac
+}
 emit() {
   if [ -n "$4" ]; then printf '%s\n' "$4" | while IFS= read -r l || [ -n "$l" ]; do printf '%s %s o %s\n' "$N" "$1" "$l"; done; fi
   printf '%s %s x %s %s\n' "$N" "$1" "$2" "$3"
@@ -167,6 +181,7 @@ for r in "$@"; do
     case $1 in
       dig|nslookup|bbnslookup|ping|pmtu|nc|bbnc|bashtcp|curltcp|bashudp|ncudp|curl|wget|curlbody|wgetbody|tls)
         out=$("ck_$1" "$2" "$3" "$4" 2>&1); rc=$? ;;
+      ba) shift; out=$(ck_ba "$@" 2>&1); rc=$? ;;
       *) out="unknown check kind"; rc=125 ;;
     esac
     e=$(now)
@@ -178,7 +193,7 @@ wait
 """
 
 KINDS = ("dig", "nslookup", "bbnslookup", "ping", "pmtu", "nc", "bbnc", "bashtcp", "curltcp", "bashudp", "ncudp", "curl", "wget",
-         "curlbody", "wgetbody", "tls")
+         "curlbody", "wgetbody", "tls", "ba")
 # printf formats of the datagram a UDP check sends: an NTP client request, a DNS query for ". A", else a short text.
 UDP_PAYLOADS = {123: ("ntp", "\\033" + "\\000" * 47), 53: ("dns", "\\153\\144\\001\\000\\000\\001" + "\\000" * 8 + "\\001\\000\\001")}
 UDP_TEXT_PAYLOAD = ("text", "kubediag-probe\\n")
@@ -427,8 +442,11 @@ def _mtu_checks(host: str, env: Environment, options: ProbeOptions) -> list[Chec
                   params={"host": host, "size": size}) for size in options.mtu_sizes]
 
 
-def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions) -> list[Check]:
-    """Every check for these targets, with the best tool the container has; skipped ones say which tool is missing."""
+def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions, by_address=None) -> list[Check]:
+    """Every check for these targets, with the best tool the container has; skipped ones say which tool is missing.
+
+    by_address (host -> (address, source) from outside the pod, possibly empty) adds the by-address chains; None (the node
+    probe) plans none."""
     checks: list[Check] = []
     names = list(dict.fromkeys(t.host for t in targets if not t.is_ip))
     hosts = list(dict.fromkeys(t.host for t in targets))
@@ -459,6 +477,8 @@ def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions) 
             checks.append(_tls_check(target, env))
     for host in hosts:
         checks.extend(_mtu_checks(host, env, options))
+    if by_address is not None:
+        checks.extend(by_address_checks(targets, env, options, settings, by_address))
     for proxy_url in _proxies_to_reach(settings, options):
         checks.append(_proxy_reach_check(proxy_url, env))
     if options.echo_url is not None:
@@ -467,6 +487,38 @@ def plan_checks(targets: list[Target], env: Environment, options: ProbeOptions) 
     for check in checks:
         unique.setdefault(check.id, check)   # two targets on one host:port share their TCP and TLS checks
     return list(unique.values())
+
+
+def by_address_checks(targets: list[Target], env: Environment, options: ProbeOptions, settings: dict, fallback: dict) -> list[Check]:
+    """The checks that test a named TCP target by address when the pod cannot resolve its name (record `ba`).
+
+    Each one first resolves the name through the pod's resolver (dig +search). When that works, it stops there and says so
+    (the ordinary checks cover the target). When it does not, it asks the external resolver, else takes the fallback
+    address resolved outside the pod, and runs its check against that address: the HTTP request with curl --resolve
+    host:port:IP (else the TCP connect to IP:port), the TLS handshake with openssl -connect IP:port -servername host. So the
+    causes behind a DNS failure are found in the same exec. Only with dig (its +short output is read in the pod)."""
+    if not env.has("dig"):
+        return []
+    checks = []
+    for target in targets:
+        if target.is_ip or target.protocol != "tcp":
+            continue
+        address, source = fallback.get(target.host) or ("", "")
+        params = {"host": target.host, "port": target.port, "by_address": True, "external_resolver": options.external_resolver or None,
+                  "fallback_address": address or None, "fallback_source": source or None}
+        head = ("ba", target.host, options.external_resolver or "-", address or "-")
+        if target.scheme in ("http", "https") and env.has("curl") and proxy_for(target, settings) is None:
+            # curl's own connect stands for the TCP one: every record counts against the exec URL budget
+            checks.append(Check(vocabulary.check_id("http.by_address", target.url), "http", target.url, "curl",
+                                (*head, "curl", str(target.port), target.url), params={**params, "url": target.url, "mode": "resolve", "proxy": None}))
+        else:
+            tcp = tcp_check(vocabulary.check_id("tcp.by_address", target.host_port), "tcp", target, env, **params)
+            if tcp.record is not None:
+                checks.append(dataclasses.replace(tcp, record=(*head, tcp.record[0], str(target.port))))
+        if target.scheme == "https" and env.has("openssl"):
+            checks.append(Check(vocabulary.check_id("tls.by_address", target.host_port), "tls", target.url, "openssl s_client",
+                                (*head, "tls", str(target.port)), params={**params, "sni": target.host}))
+    return checks
 
 
 def _proxies_to_reach(settings: dict, options: ProbeOptions) -> list[str]:

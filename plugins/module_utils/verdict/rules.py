@@ -5,14 +5,17 @@ the pod and, with ``node``, from its node), ``netpol`` (netpol_egress_info), ``c
 (cluster_network_info), ``mesh`` (mesh_egress_info, one per target) and ``pod`` (egress_pods_info: labels). Each rule is one
 conclusion of the field guide (docs/verdict.md lists them); rules read facts only, never scenario names. The findings have
 the shape docs/architecture.md documents: ``{id, layer, hop, severity, summary, evidence[], not_checked[], remediation{summary, module, params}, targets[],
-observed_from}``, ordered by what to fix first. ``observed_from`` is ``pod`` when the pod's own checks prove the cause, ``node``
-when the node probe measured what the pod's tools cannot (BusyBox: no DF ping, no UDP netcat, no TLS it can complete).
+observed_from}``, ordered by what to fix first. ``observed_from`` is ``pod`` when the pod's own checks prove the cause (also
+those it ran by address when it could not resolve the name), ``node``
+when the node probe measured what the pod's tools cannot (BusyBox: no DF ping, no UDP netcat, no TLS it can complete), ``static`` when the
+cluster's objects alone prove it (the pod could not be probed).
 A pod whose every target works gets ``healthy`` and nothing else.
 
 ``evaluate_cluster(bundle)`` splits what the diagnose role registered for a cluster (module results) into one
 facts dict per pod and evaluates each. Plain Python, stdlib only, no I/O.
 """
 
+import copy
 import ipaddress
 
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import facts_for_pods, read_sources, skipped
@@ -151,12 +154,18 @@ class Target:
         return rows
 
 
+OBSERVED_FROM = ("pod", "node", "static")
+
+
 class Finding:
-    """One cause. observed_from says whose observation it rests on: ``pod`` (its own checks), ``node`` (its node's view of
+    """One cause. observed_from says whose observation it rests on: ``pod`` (its own checks, also
+    those run by address), ``node`` (its node's view of
     what the pod cannot measure) or ``static`` (the cluster's configuration alone, for a pod that could not be probed)."""
 
     def __init__(self, cause_id, summary, evidence, remediation, targets, not_checked=None, severity="critical", observed_from="pod"):
         layer, hop = LAYERS[cause_id]
+        if observed_from not in OBSERVED_FROM:
+            raise ValueError(f"observed_from {observed_from!r} is not one of {', '.join(OBSERVED_FROM)}")
         self.data = {"id": cause_id, "layer": layer, "hop": hop, "severity": severity, "summary": summary,
                      "evidence": [e for e in evidence if e], "not_checked": list(not_checked or []),
                      "remediation": remediation, "targets": sorted(set(targets)), "observed_from": observed_from}
@@ -808,6 +817,87 @@ def rule_endpoint(ctx):
 
 
 RULES = (rule_dns, rule_policy_and_mesh, rule_proxy, rule_path, rule_tls, rule_endpoint, rule_mtu, rule_ports)
+# The rules that still conclude behind a DNS failure, on the checks the pod ran by address. rule_path already counts the
+# targets whose name failed (a silent path hides DNS too), and the proxy resolves names itself.
+BY_ADDRESS_RULES = (rule_policy_and_mesh, rule_tls, rule_endpoint, rule_mtu, rule_ports)
+BY_ADDRESS_MARK = ".by_address:"
+
+
+def _by_address_checks(probe, target):
+    """The checks the pod ran by address for this target (the ones that did run)."""
+    ids = (f"tcp{BY_ADDRESS_MARK}{target.host_port}", f"http{BY_ADDRESS_MARK}{target.url}", f"tls{BY_ADDRESS_MARK}{target.host_port}")
+    return [c for c in (probe.check(i) for i in ids) if c and (c.get("details") or {}).get("address")]
+
+
+class AddressedTarget(Target):
+    """A target whose name the pod could not resolve, seen through the checks it ran by address: its policy destination is
+    the address it tested when no resolver answered."""
+
+    def __init__(self, entry, pod, node, address):
+        super().__init__(entry, pod, node)
+        self.address = address
+
+    def resolved_ips(self):
+        return super().resolved_ips() or [self.address]
+
+
+def _by_address_view(ctx, targets):
+    """A copy of ctx whose pod checks are the by-address ones under the ordinary ids (tcp:, http:, tls:), without the
+    failed pod-resolver answers and the checks that failed only because the name did not resolve (they say nothing about
+    what is behind DNS), so the rules after DNS read them as they read any check."""
+    view = copy.copy(ctx)
+    hosts = {t.host for t in targets}
+    names = hosts | {t.url for t in targets}
+    checks = {i: c for i, c in ctx.pod.checks.items() if BY_ADDRESS_MARK not in i and not (i.startswith("dns.pod:") and i.split(":", 1)[1] in hosts)
+              and not (c.get("error_class") == "dns" and c.get("target") in names)}
+    for target in targets:
+        for check in _by_address_checks(ctx.pod, target):
+            checks[check["id"].replace(BY_ADDRESS_MARK, ":", 1)] = check
+    view.pod = Probe(ctx.probe_facts)
+    view.pod.checks = checks
+    view.targets = [AddressedTarget(t.entry, view.pod, ctx.node, _by_address_checks(ctx.pod, t)[0]["details"]["address"]) for t in targets]
+    view.findings = {}
+    return view
+
+
+def _address_evidence(ctx, target):
+    checks = _by_address_checks(ctx.pod, target)
+    details = checks[0]["details"]
+    if details.get("address_source") == "external":
+        external = ((checks[0].get("params") or {}).get("external_resolver")) or "the external resolver"
+        where = f"the external resolver {external} returned"
+    else:
+        where = "the controller resolved (no resolver answered the pod)"
+    return f"the pod could not resolve {target.host}: tested it by the address {details['address']} {where}"
+
+
+def rule_behind_dns(ctx):
+    """DNS broken and something behind it broken too: the rules after DNS, on what the pod saw by address, so the user
+    gets every cause in one run. A target with no address to test says what was not tested."""
+    tested = []
+    not_found = ctx.findings.get("dns.name_not_found")
+    missing = set(not_found.data["targets"]) if not_found else set()
+    for target in _dns_failed_targets(ctx):
+        if target.url in missing:
+            continue  # nothing stands behind a name that does not exist
+        if _by_address_checks(ctx.pod, target):
+            tested.append(target)
+            continue
+        untested = [c for c in ctx.pod.checks.values() if BY_ADDRESS_MARK in c["id"] and c.get("error_class") == "no_address"
+                    and c.get("target") in (target.url, target.host)]
+        if untested:
+            ctx.not_checked.append(f"{target.url}: {untested[0]['summary']}")
+    if not tested:
+        return
+    view = _by_address_view(ctx, tested)
+    for rule in BY_ADDRESS_RULES:
+        rule(view)
+    for finding in view.findings.values():
+        data = finding.data
+        by_url = {t.url: t for t in tested}
+        evidence = [_address_evidence(ctx, by_url[url]) for url in data["targets"] if url in by_url] + data["evidence"]
+        ctx.add(data["id"], data["summary"], evidence, data["remediation"], data["targets"], data["not_checked"], data["severity"],
+                data["observed_from"])
 
 
 # --- a pod that could not be probed: what the cluster's configuration alone proves ----------------------------------
@@ -947,6 +1037,7 @@ def evaluate_pod(facts):
     else:
         for rule in RULES:
             rule(ctx)
+        rule_behind_dns(ctx)
     findings = sorted((f.data for f in ctx.findings.values()), key=lambda f: FIX_ORDER.index(f["id"]))
     targets = [_target_result(ctx, t, findings) for t in ctx.targets]
     healthy = ctx.pod.probed and not findings and all(t["status"] == "ok" for t in targets)

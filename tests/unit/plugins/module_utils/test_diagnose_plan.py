@@ -49,6 +49,15 @@ def test_netpol_destinations_use_the_addresses_the_pod_resolved_for_each_name():
     assert plan["cluster_network_destination"] == "203.0.113.10"
 
 
+def test_a_name_no_resolver_answered_is_asked_about_by_the_address_the_pod_tested_it_by():
+    by_address = {"kind": "tls", "status": "fail", "params": {"host": "api.example.test", "port": 443, "by_address": True},
+                  "details": {"address": "203.0.113.10", "address_source": "controller"}}
+    not_run = {"kind": "http", "status": "skipped", "params": {"host": "gone.example.test", "by_address": True}, "details": {"address": None}}
+    gone = dict(API, host="gone.example.test")
+    plan = plan_cluster_reads([probe("web", [API, gone], [dns("api.example.test", [], status="fail"), by_address, not_run])])
+    assert plan["netpol"][0]["destinations"] == [{"to": "api.example.test", "ips": ["203.0.113.10"], "port": 443, "protocol": "TCP"}]
+
+
 def test_mesh_pairs_cover_every_pod_and_target_and_skipped_results_are_ignored():
     other = dict(API, host="b.example.test", port=8443)
     plan = plan_cluster_reads([probe("a", [API, other]), {"skipped": True}, probe("b", [API])])

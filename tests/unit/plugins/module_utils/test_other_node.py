@@ -154,7 +154,7 @@ class FakeCluster:
 def fake_exec(monkeypatch):
     """probe() answers from the cluster's facts_of for the pod it was asked to run in."""
     monkeypatch.setattr(pod_probe, "_exec_runner", lambda client, namespace, pod, container: (client, pod))
-    monkeypatch.setattr(pod_probe, "probe", lambda run, targets, options: run[0].facts_of(run[1]))
+    monkeypatch.setattr(pod_probe, "probe", lambda run, targets, options, by_address=False: run[0].facts_of(run[1]))
 
 
 def probe_web(cluster, **kwargs):

@@ -81,7 +81,10 @@ def test_every_planned_check_is_named_in_the_vocabulary():
     options = probe_script.ProbeOptions(cluster_dns_ip="10.96.0.10", known_good_ip="192.0.2.1", mtu_sizes=(1500,),
                                         echo_url=parse_targets(["http://echo.example.test/ip"])[0],
                                         test_proxy=parse_targets(["http://proxy.example.test:3128"])[0])
-    checks = probe_script.plan_checks(targets, env, options)
+    checks = probe_script.plan_checks(targets, env, options, by_address={})   # the pod's plan, with its by-address checks
+    # Without the proxy variables an HTTPS target's by-address check is an HTTP request (with them, curl would use the proxy).
+    no_proxy = probe_script.parse_detection(FULL_DETECTION.replace("env HTTPS_PROXY http://proxy.corp:3128\n", ""))
+    checks += probe_script.plan_checks(targets, no_proxy, options, by_address={})
     assert {_prefix(c.id) for c in checks} == set(vocabulary.CHECK_PREFIXES), "a check prefix is planned nowhere, or one is not named"
     for check in checks:
         assert check.kind == vocabulary.CHECK_PREFIXES[_prefix(check.id)], check.id
