@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 HOPS = ("pod", "dns", "policy", "node", "nat", "internet", "endpoint")
 HOP_LABELS = {"pod": "Pod", "dns": "DNS", "policy": "Policy / mesh", "node": "Node", "nat": "NAT",
               "internet": "Internet path", "endpoint": "Endpoint"}
-STATUSES = ("healthy", "ok", "failing", "unknown")
+# inconclusive: the probe could not trust its own timings, so no root cause is drawn for the pod (the result says why).
+STATUSES = ("healthy", "ok", "failing", "unknown", "inconclusive")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 # A cluster whose diagnosis stopped gets no verdict at all, never one drawn from the facts read before the failure.
 NOT_DIAGNOSED_NOTE = ("No verdict for these: the diagnosis stopped at the stage named, and nothing is concluded from the facts read "
@@ -64,7 +65,7 @@ def _result(cluster, context, verdict, target_entry):
     findings = [f for f in verdict.get("findings") or [] if _finding_for_target(f, target)]
     root_causes = list(target_entry.get("root_causes") or [])
     status = target_entry.get("status") or ("healthy" if root_causes == ["healthy"] else "failing" if root_causes else "ok")
-    return {
+    result = {
         "cluster": cluster,
         "context": context,
         "pod": verdict.get("pod"),
@@ -76,6 +77,9 @@ def _result(cluster, context, verdict, target_entry):
         "path": list(target_entry.get("path") or []),
         "checks": list(target_entry.get("checks") or []),
     }
+    if status == "inconclusive":
+        result["reason"] = target_entry.get("reason") or verdict.get("inconclusive") or "the probe could not trust its timings"
+    return result
 
 
 def build_report(hosts):
@@ -123,6 +127,8 @@ def _cause_line(result):
         return "healthy"
     if result["status"] == "ok":
         return "ok (the pod's other findings do not affect this target)"
+    if result["status"] == "inconclusive":
+        return f"inconclusive: {result['reason']}"
     if not result["root_causes"]:
         return "unknown: no rule explains the failure (see the checks)"
     return ", ".join(result["root_causes"])
@@ -130,7 +136,7 @@ def _cause_line(result):
 
 def _totals(summary):
     return (f"{summary['results']} result(s) in {summary['clusters']} cluster(s): {summary['healthy']} healthy, {summary['ok']} ok, "
-            f"{summary['failing']} failing, {summary['unknown']} unknown, {summary['errors']} not diagnosed")
+            f"{summary['failing']} failing, {summary['unknown']} unknown, {summary['inconclusive']} inconclusive, {summary['errors']} not diagnosed")
 
 
 def _not_diagnosed(error):
@@ -224,6 +230,8 @@ def render_markdown(report):
     for result in report["results"]:
         lines += [f"## {_md_text(result['cluster'])} {_md_text(result['pod'])} -&gt; {_md_text(result['target'])}", "",
                   f"Status: **{_md_text(result['status'])}**", ""]
+        if result["status"] == "inconclusive":
+            lines += [f"No root cause concluded: {_md_text(result['reason'])}", ""]
         for finding in result["findings"]:
             if finding.get("id") != "healthy":
                 lines += _md_finding(finding)
@@ -238,8 +246,9 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}h3{font-size:15px;margin:14px 0 4px}
 .totals{color:#4a5263;margin:0 0 18px}.result{border:1px solid #d7dbe3;border-radius:8px;padding:12px 16px;margin:14px 0}
 .result.failing{border-left:6px solid #c62828}.result.healthy,.result.ok{border-left:6px solid #2e7d32}
-.result.unknown{border-left:6px solid #f9a825}.status{font-weight:600;text-transform:uppercase;font-size:12px;padding:2px 6px;border-radius:4px}
-.status.failing{background:#fdecea;color:#b71c1c}.status.healthy,.status.ok{background:#e8f5e9;color:#1b5e20}.status.unknown{background:#fff8e1;color:#8d6e00}
+.result.unknown,.result.inconclusive{border-left:6px solid #f9a825}
+.status{font-weight:600;text-transform:uppercase;font-size:12px;padding:2px 6px;border-radius:4px}
+.status.failing{background:#fdecea;color:#b71c1c}.status.healthy,.status.ok{background:#e8f5e9;color:#1b5e20}.status.unknown,.status.inconclusive{background:#fff8e1;color:#8d6e00}
 svg.path{display:block;margin:10px 0}.hop rect{stroke-width:2}.hop text{font-size:13px;text-anchor:middle;dominant-baseline:middle}
 .hop-ok rect{fill:#e8f5e9;stroke:#2e7d32}.hop-fail rect{fill:#fdecea;stroke:#c62828;stroke-width:4}
 .hop-unknown rect{fill:#f4f5f7;stroke:#9aa1ad;stroke-dasharray:4 3}.hop-not_reached rect{fill:#f4f5f7;stroke:#c4c8d0}
@@ -305,6 +314,8 @@ def render_html(report):
                     f'data-target="{_esc(result["target"])}" data-status="{_esc(status)}">'
                     f'<h2>{_esc(result["cluster"])} &middot; {_esc(result["pod"])} &rarr; {_esc(result["target"])} '
                     f'<span class="status {_esc(status)}">{_esc(status)}</span></h2>')
+        if status == "inconclusive":
+            body.append(f'<p class="reason">No root cause concluded: {_esc(result["reason"])}</p>')
         body.append(_path_svg(result["path"]))
         body.extend(_html_finding(f) for f in result["findings"] if f.get("id") != "healthy")
         if result["checks"]:

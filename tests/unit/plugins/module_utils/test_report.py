@@ -49,7 +49,8 @@ def test_contract_has_one_result_per_cluster_pod_target(report):
     assert statuses == ["healthy", "failing", "ok", "failing"]
     assert [r["root_causes"] for r in report["results"]] == [["healthy"], ["firewall.port_blocked"], [], ["dns.upstream_forwarding"]]
     assert report["summary"] == {"clusters": 4, "clusters_failed": ["broken"], "pods": 3, "results": 4, "healthy": 1, "ok": 1, "failing": 2,
-                                 "unknown": 0, "errors": 1, "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
+                                 "unknown": 0, "inconclusive": 0, "errors": 1,
+                                 "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
     assert report["errors"] == [{"cluster": "broken", "context": None, "pod": None, "stage": "Resolve which pods to diagnose",
                                  "msg": "pod shop/x not found: check the pod name"}]
 
@@ -103,7 +104,7 @@ def test_markdown_and_summary_name_causes_and_errors(report):
     assert lines[0] == "OK   healthy shop/web -> https://api.example.test/health: healthy"
     assert any(line.startswith("FAIL dns.upstream_forwarding shop/web") for line in lines)
     assert "ERR  broken: not diagnosed (inconclusive, stopped at Resolve which pods to diagnose): pod shop/x not found: check the pod name" in lines
-    assert lines[-1] == "4 result(s) in 4 cluster(s): 1 healthy, 1 ok, 2 failing, 0 unknown, 1 not diagnosed"
+    assert lines[-1] == "4 result(s) in 4 cluster(s): 1 healthy, 1 ok, 2 failing, 0 unknown, 0 inconclusive, 1 not diagnosed"
 
 
 # What the diagnose role recorded when coredns_info gave up on a lab API server answering 503 to everything after the probe.
@@ -124,7 +125,7 @@ def test_a_cluster_whose_read_gave_up_is_reported_inconclusive_with_the_retries_
     lines = summary_lines(report)
     assert [line for line in lines if line.startswith("ERR")] == [f"ERR  {said}: its control plane is overloaded or unhealthy; retry later, "
                                                                   "or raise backoff_retries and api_budget."]
-    assert lines[-1] == "1 result(s) in 2 cluster(s): 1 healthy, 0 ok, 0 failing, 0 unknown, 1 not diagnosed"
+    assert lines[-1] == "1 result(s) in 2 cluster(s): 1 healthy, 0 ok, 0 failing, 0 unknown, 0 inconclusive, 1 not diagnosed"
     markdown, page = render_markdown(report), render_html(report)
     assert f"- {said}".replace("_", "\\_") in markdown and "nothing is concluded from the facts read before it" in markdown
     assert "<h2>Not diagnosed (inconclusive)</h2>" in page and html.escape(said) in page
