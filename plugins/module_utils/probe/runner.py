@@ -54,6 +54,9 @@ AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
 CONFIRM_FACTOR = 2
 CONFIRM_TIMEOUT_CAP = 60
 UNCONFIRMED_KINDS = ("icmp",)
+# When a DNS check timed out, a tool that failed on its own name lookup in the same round (curl, nc, openssl, ping resolve
+# the host themselves) most likely met that same slow resolver: it is re-run with the DNS checks.
+LOOKUP_FAILURE_CLASSES = ("dns", "proxy_dns")
 # The probe cannot trust its timings when a check of the deciding round started more than START_LAG_LIMIT x its timeout
 # after the script did (the shell needed half a check's budget just to fork it: the tools and the servers they wait for
 # are starved too), or when the detection exec took longer than EXEC_RTT_LIMIT x the timeout (the exec path alone is
@@ -192,7 +195,8 @@ def confirmation_timeout(timeout: int) -> int:
 
 def to_confirm(checks: list, raw: dict) -> list:
     """The runnable checks whose first attempt failed by timing out and that a rule may conclude from: a DF ping only
-    when a smaller size to the same host passed (a black hole is what could be concluded from it)."""
+    when a smaller size to the same host passed (a black hole is what could be concluded from it). When a DNS check
+    timed out, also the checks that failed on their own name lookup."""
     parsed = {check.id: parse_result(check, raw.get(check.id)) for check in checks if check.record is not None}
     passed_sizes: dict[str, list] = {}
     for check in checks:
@@ -206,6 +210,9 @@ def to_confirm(checks: list, raw: dict) -> list:
         if check.kind == "mtu" and not any(size < check.params["size"] for size in passed_sizes.get(check.target, [])):
             continue
         chosen.append(check)
+    if any(check.kind == "dns" for check in chosen):
+        chosen += [check for check in checks if check.id in parsed and check.kind not in UNCONFIRMED_KINDS and check not in chosen
+                   and parsed[check.id]["error_class"] in LOOKUP_FAILURE_CLASSES]
     return chosen
 
 
