@@ -82,10 +82,12 @@ EXAMPLES = r"""
 RETURN = r"""
 pods:
   description:
-    - One verdict per pod, C({pod, node, ip, healthy, root_causes, findings, targets, not_checked, notes}).
+    - One verdict per pod, C({pod, node, ip, healthy, inconclusive, root_causes, findings, targets, not_checked, notes}).
+    - C(inconclusive) is null, or the reason no root cause is drawn for the pod (the probe could not trust its own timings
+      and a failure rests only on a timeout); its targets then have status C(inconclusive) and that C(reason).
     - C(findings) are C({id, layer, hop, severity, summary, evidence, not_checked, remediation{summary, module, params}, targets}),
       ordered by what to fix first.
-    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing) or C(unknown), and C(path)
+    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing), C(unknown) or C(inconclusive), and C(path)
       gives each hop of pod, dns, policy, node, nat, internet, endpoint as C(ok), C(fail), C(not_reached) or C(unknown).
   returned: always
   type: list

@@ -253,6 +253,9 @@ checks:
     - C(error_class) is a stable identifier; see docs/pod_probe.md for the full list per kind (nxdomain, servfail, refused,
       timeout, reset, unreachable, dns, http_status, tls_expired, tls_unknown_ca, tls_hostname_mismatch, blackhole...).
     - C(evidence) is the tool's raw output (cut at 4000 characters).
+    - A check that failed by timing out is re-run once, alone with the other such checks and twice the timeout, before the
+      verdict reads it; it then carries C(confirmed) (true when the failure held) and C(details.attempts), one
+      C({status, error_class, elapsed_ms, start_lag_ms}) per attempt; the second attempt decides C(status).
   returned: always
   type: list
   elements: dict
@@ -304,10 +307,27 @@ notes:
   elements: str
   sample: []
 exec_round_trips:
-  description: Exec round trips used (2 normally).
+  description: Exec round trips used (2 normally, 3 when checks that timed out were re-run).
   returned: when probed
   type: int
   sample: 2
+confirmed_checks:
+  description: How many checks were re-run after timing out (see RV(checks)).
+  returned: when probed
+  type: int
+  sample: 0
+timing:
+  description:
+    - The probe's own scheduling. C(exec_rtt_ms) is the detection exec's round trip; C(max_start_lag_ms) the latest start of a
+      check after the probe script's own start, in the round that decided the statuses (the confirmation when there was one).
+    - C(trusted) is false, with C(reason), when a check started more than half its timeout late, an exec round trip took
+      longer than a check's timeout, or the confirmation exec failed; egress_verdict then gives the pod C(inconclusive) when a
+      failure rests only on a timeout.
+    - C(rounds) lists each round of checks, C({round, checks, timeout_s, elapsed_ms, max_start_lag_ms}).
+  returned: when probed
+  type: dict
+  sample: {trusted: true, reason: null, exec_rtt_ms: 150, max_start_lag_ms: 20,
+           rounds: [{round: checks, checks: 20, timeout_s: 5, elapsed_ms: 310, max_start_lag_ms: 20}]}
 duration_ms:
   description: Wall time of the whole probe in milliseconds.
   returned: always

@@ -318,18 +318,25 @@ def probe(run, targets: list, options: probe_script.ProbeOptions) -> dict:
     rounds = [{"round": "checks", "checks": sum(len(g) for g in groups), "timeout_s": options.timeout,
                "elapsed_ms": int((time.monotonic() - round_started) * 1000), "max_start_lag_ms": _max_lag(raw, checks)}]
     rerun = to_confirm(checks, raw)
-    confirmations = {}
+    confirmations, confirmation_failed = {}, None
     if rerun:
         # Only the checks that timed out, in one exec of their own (concurrently with each other: one after the other would
         # cost one longer timeout per check, and a broken pod has a score of them).
         timeout = confirmation_timeout(options.timeout)
         round_started = time.monotonic()
-        confirmations = _run_batches(run, batches(rerun, timeout, environment.timeout_mode), environment, timeout)
+        try:
+            confirmations = _run_batches(run, batches(rerun, timeout, environment.timeout_mode), environment, timeout)
+        except KubeError as error:
+            # The first round's facts stand; their timeouts stay unconfirmed, which the timing says.
+            confirmation_failed = f"the exec that re-runs the checks that timed out failed ({error}): their timeouts are not confirmed"
         rounds.append({"round": "confirmation", "checks": len(rerun), "timeout_s": timeout,
                        "elapsed_ms": int((time.monotonic() - round_started) * 1000), "max_start_lag_ms": _max_lag(confirmations, rerun)})
     facts = assemble(checks, raw, environment, options, targets, confirmations)
     # The round that decided the statuses is judged: the confirmation when there was one.
-    facts["timing"] = {**timing_verdict(rounds[-1]["timeout_s"], exec_rtt_ms, rounds[-1]["max_start_lag_ms"]), "rounds": rounds}
+    timing = timing_verdict(rounds[-1]["timeout_s"], exec_rtt_ms, rounds[-1]["max_start_lag_ms"])
+    if confirmation_failed:
+        timing.update(trusted=False, reason="; ".join(filter(None, (timing["reason"], confirmation_failed))))
+    facts["timing"] = {**timing, "rounds": rounds}
     facts["exec_round_trips"] = 1 + (1 if groups else 0) + (1 if rerun else 0)
     facts["concurrent_execs"] = len(groups)
     facts["confirmed_checks"] = len(rerun)

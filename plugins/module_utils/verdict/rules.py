@@ -669,8 +669,8 @@ def _target_result(ctx, target, findings):
 
 
 def _rests_on_time(check):
-    """A failure that only says nothing answered in time (after confirmation): a lost ping proves nothing either way, and a
-    path-MTU black hole is sizes that timed out."""
+    """A failure that only says nothing answered in time (after confirmation; a DNS SERVFAIL is a forwarder's upstream
+    timing out): a lost ping proves nothing either way, and a path-MTU black hole is sizes that timed out."""
     if check.get("status") not in ("fail", "error") or check.get("kind") == "icmp":
         return False
     return timed_out(check.get("kind"), check.get("error_class")) or (check.get("kind") == "mtu" and check.get("error_class") == "blackhole")

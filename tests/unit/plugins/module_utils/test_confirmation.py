@@ -117,6 +117,50 @@ def test_a_lost_ping_is_not_re_run_and_a_lost_df_size_only_when_a_smaller_one_pa
     assert len(every_size_lost.rounds) == 1   # nothing is concluded from DF pings that all vanish (no_icmp)
 
 
+def test_a_lookup_failure_beside_a_dns_timeout_is_re_run_with_it_and_alone_it_is_not():
+    curl_lookup_failed = (6, "curl: (6) Could not resolve host: api.example.test")
+    tools = DETECTION + "tool curl /usr/bin/curl curl\n"
+
+    def answer(record, round_number):
+        if record.startswith("dig"):
+            return DIG_TIMEOUT if round_number == 1 and dns_times_out else DIG_ANSWER
+        if record.startswith("curl"):
+            return curl_lookup_failed if round_number == 1 else (0, "kdw|200|0.01|0.02|0.03|0.04|0.05|10|0|198.51.100.10")
+        return PING_OK
+
+    dns_times_out = True
+    pod = FakePod(answer, detection=tools)
+    facts = pod_probe.probe(pod, parse_targets(["https://api.example.test/"]), dns_only())
+    http = checks_of(facts)["http:https://api.example.test/"]
+    assert (http["status"], http["confirmed"]) == ("ok", False) and http["details"]["attempts"][0]["error_class"] == "dns"
+    dns_times_out = False   # the resolvers answered: curl's lookup failure is an answer of its own, nothing to confirm
+    pod = FakePod(answer, detection=tools)
+    pod_probe.probe(pod, parse_targets(["https://api.example.test/"]), dns_only())
+    assert len(pod.rounds) == 1
+
+
+def test_a_servfail_is_re_run_it_is_a_forwarder_whose_upstream_did_not_answer_in_time():
+    servfail = (0, ";; ->>HEADER<<- opcode: QUERY, status: SERVFAIL, id: 7")
+    pod = FakePod(lambda record, round_number: servfail if record.startswith("dig") and round_number == 1 else
+                  (DIG_ANSWER if record.startswith("dig") else PING_OK))
+    facts = pod_probe.probe(pod, parse_targets(["https://api.example.test/"]), dns_only())
+    pod_dns = checks_of(facts)["dns.pod:api.example.test"]
+    assert pod_dns["status"] == "ok" and pod_dns["details"]["attempts"][0]["error_class"] == "servfail"
+
+
+def test_a_confirmation_exec_that_fails_keeps_the_first_round_and_distrusts_its_timeouts():
+    pod = FakePod(lambda record, _round: DIG_TIMEOUT if record.endswith("192.0.2.53") else (DIG_ANSWER if record.startswith("dig") else PING_OK))
+
+    def run(argv, timeout):
+        if argv[3] == "kdprobe" and pod.rounds:
+            return ExecResult("", "", None, error="websocket closed")
+        return pod(argv, timeout)
+    facts = pod_probe.probe(run, parse_targets(["https://api.example.test/"]), dns_only())
+    check = checks_of(facts)["dns.external:api.example.test"]
+    assert (check["status"], check["error_class"]) == ("fail", "timeout") and "confirmed" not in check
+    assert facts["timing"]["trusted"] is False and "not confirmed" in facts["timing"]["reason"]
+
+
 def test_the_confirmation_budget_is_twice_the_timeout_within_the_option_range():
     assert [pod_probe.confirmation_timeout(t) for t in (1, 5, 30, 45, 60)] == [2, 10, 60, 60, 60]
 
