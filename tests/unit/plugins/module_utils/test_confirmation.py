@@ -117,7 +117,7 @@ def test_a_lost_ping_is_not_re_run_and_a_lost_df_size_only_when_a_smaller_one_pa
     assert len(every_size_lost.rounds) == 1   # nothing is concluded from DF pings that all vanish (no_icmp)
 
 
-def test_a_lookup_failure_beside_a_dns_timeout_is_re_run_with_it_and_alone_it_is_not():
+def test_a_tool_that_failed_on_its_own_name_lookup_is_re_run_whether_or_not_a_dns_check_timed_out():
     curl_lookup_failed = (6, "curl: (6) Could not resolve host: api.example.test")
     tools = DETECTION + "tool curl /usr/bin/curl curl\n"
 
@@ -133,10 +133,12 @@ def test_a_lookup_failure_beside_a_dns_timeout_is_re_run_with_it_and_alone_it_is
     facts = pod_probe.probe(pod, parse_targets(["https://api.example.test/"]), dns_only())
     http = checks_of(facts)["http:https://api.example.test/"]
     assert (http["status"], http["confirmed"]) == ("ok", False) and http["details"]["attempts"][0]["error_class"] == "dns"
-    dns_times_out = False   # the resolvers answered: curl's lookup failure is an answer of its own, nothing to confirm
+    # The probe's single queries answered, but curl's lookup (the C library's, through the search list) gave up: re-run alone.
+    dns_times_out = False
     pod = FakePod(answer, detection=tools)
-    pod_probe.probe(pod, parse_targets(["https://api.example.test/"]), dns_only())
-    assert len(pod.rounds) == 1
+    facts = pod_probe.probe(pod, parse_targets(["https://api.example.test/"]), dns_only())
+    assert "curl https://api.example.test/ env" in pod.rounds[1][1] and not any(r.startswith("dig") for r in pod.rounds[1][1])
+    assert checks_of(facts)["http:https://api.example.test/"]["status"] == "ok"
 
 
 def test_a_servfail_is_re_run_it_is_a_forwarder_whose_upstream_did_not_answer_in_time():
