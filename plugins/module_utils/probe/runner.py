@@ -229,12 +229,11 @@ def _confirmed(check, first_raw, second_raw):
     the failure held, the evidence shows both outputs."""
     first, second = parse_result(check, first_raw), parse_result(check, second_raw)
     first_raw, second_raw = first_raw or NO_RESULT, second_raw or NO_RESULT
-    fact = second
-    fact["details"]["attempts"] = [_attempt(first, first_raw), _attempt(second, second_raw)]
-    fact["confirmed"] = second["status"] != "ok"
+    second["details"]["attempts"] = [_attempt(first, first_raw), _attempt(second, second_raw)]
+    second["confirmed"] = second["status"] != "ok"
     raw = dict(second_raw, output=f"--- attempt 1 (exit {first_raw['exit_code']})\n{first_raw['output']}\n"
                                   f"--- attempt 2, alone with a longer timeout (exit {second_raw['exit_code']})\n{second_raw['output']}")
-    return fact, raw
+    return second, raw
 
 
 def assemble(checks: list, raw: dict, environment, options, targets: list, confirmations=None) -> dict:
@@ -323,8 +322,8 @@ def probe(run, targets: list, options: probe_script.ProbeOptions) -> dict:
     rerun = to_confirm(checks, raw)
     confirmations, confirmation_failed = {}, None
     if rerun:
-        # Only the checks that timed out, in one exec of their own (concurrently with each other: one after the other would
-        # cost one longer timeout per check, and a broken pod has a score of them).
+        # Only the checks to confirm, in one exec of their own, concurrently with each other: one after the other would cost
+        # one longer timeout per check, and a fully broken pod has about twenty of them.
         timeout = confirmation_timeout(options.timeout)
         round_started = time.monotonic()
         try:
