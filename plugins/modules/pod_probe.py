@@ -321,7 +321,7 @@ timing:
     - The probe's own scheduling. C(exec_rtt_ms) is the detection exec's round trip; C(max_start_lag_ms) the latest start of a
       check after the probe script's own start, in the round that decided the statuses (the confirmation when there was one).
     - C(trusted) is false, with C(reason), when a check started more than half its timeout late, an exec round trip took
-      longer than a check's timeout, or the confirmation exec failed; egress_verdict then gives the pod C(inconclusive) when a
+      more than half a check's timeout, or the confirmation exec failed; egress_verdict then gives the pod C(inconclusive) when a
       failure rests only on a timeout.
     - C(rounds) lists each round of checks, C({round, checks, timeout_s, elapsed_ms, max_start_lag_ms}).
   returned: when probed

@@ -689,7 +689,8 @@ def untrusted_timing(ctx):
         if late:
             shown = ", ".join(late[:4]) + (f" and {len(late) - 4} more" if len(late) > 4 else "")
             return (f"the probe of {who} cannot trust its own timings ({timing.get('reason') or 'no reason given'}), and {shown} failed "
-                    "only by timing out, even when re-run alone with a longer timeout: run the diagnosis again when the machine is less busy")
+                    "only by timing out, even when re-run alone with a longer timeout: run the diagnosis again when the machine is less busy, "
+                    "or with a longer timeout")
     return None
 
 
