@@ -51,8 +51,9 @@ HOPS = ("pod", "dns", "policy", "node", "nat", "internet", "endpoint")
 HOP_STATUSES = ("ok", "fail", "not_reached", "unknown")
 # A pod x target result: healthy (every target of the pod works), ok (this one works, another has a finding), failing
 # (a finding concerns it), unknown (a failure no rule explains), not_probed (the pod could not be probed and its
-# configuration proves no cause).
-TARGET_STATUSES = ("healthy", "ok", "failing", "unknown", "not_probed")
+# configuration proves no cause), inconclusive (the probe could not trust its own timings and a failure rests only on a
+# timeout: no root cause is drawn).
+TARGET_STATUSES = ("healthy", "ok", "failing", "unknown", "not_probed", "inconclusive")
 SEVERITIES = ("critical", "warning", "info")
 
 # A check's status as the probe records it, and as report.json / junit.xml name it.

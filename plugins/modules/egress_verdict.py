@@ -82,13 +82,16 @@ EXAMPLES = r"""
 RETURN = r"""
 pods:
   description:
-    - One verdict per pod, C({pod, node, ip, healthy, root_causes, findings, targets, not_checked, notes}).
+    - One verdict per pod, C({pod, node, ip, healthy, inconclusive, root_causes, findings, targets, not_checked, notes}).
+    - C(inconclusive) is null, or the reason no root cause is drawn for the pod (the probe could not trust its own timings
+      and a failure rests only on a timeout); its targets then have status C(inconclusive) and that C(reason).
     - C(findings) are C({id, layer, hop, severity, summary, evidence, not_checked, remediation{summary, module, params}, targets,
       observed_from}), ordered by what to fix first; C(observed_from) is C(pod) (its own checks), C(node) (the node probe
       measured what the pod's tools cannot, e.g. BusyBox) or C(static) (the cluster's configuration alone, for a pod that could
       not be probed).
-    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing), C(unknown) or
-      C(not_probed) (the pod could not be probed and its configuration proves no cause; C(note) says why), and C(path)
+    - C(targets) are C({target, status, root_causes, path, checks}); status is C(healthy), C(ok), C(failing), C(unknown),
+      C(not_probed) (the pod could not be probed and its configuration proves no cause; C(note) says why) or
+      C(inconclusive), and C(path)
       gives each hop of pod, dns, policy, node, nat, internet, endpoint as C(ok), C(fail), C(not_reached) or C(unknown).
   returned: always
   type: list

@@ -397,6 +397,9 @@ checks: &checks
     - C(error_class) is a stable identifier; see docs/pod_probe.md for the full list per kind (nxdomain, servfail, refused,
       timeout, reset, unreachable, dns, http_status, tls_expired, tls_unknown_ca, tls_hostname_mismatch, blackhole...).
     - C(evidence) is the tool's raw output (cut at 4000 characters).
+    - A check that failed by timing out is re-run once, alone with the other such checks and twice the timeout, before the
+      verdict reads it; it then carries C(confirmed) (true when the failure held) and C(details.attempts), one
+      C({status, error_class, elapsed_ms, start_lag_ms}) per attempt; the second attempt decides C(status).
   returned: always
   type: list
   elements: dict
@@ -618,7 +621,7 @@ node: &node
     targets: *targets
     summary: *summary
     exec_round_trips: &exec_round_trips
-      description: Exec round trips used (2 normally).
+      description: Exec round trips used (2 normally, 3 when checks that timed out were re-run).
       returned: when probed
       type: int
       sample: 2
@@ -632,6 +635,40 @@ node: &node
       returned: always
       type: int
       sample: 1240
+    confirmed_checks: &confirmed_checks
+      description: How many checks were re-run after timing out (see RV(checks)).
+      returned: when probed
+      type: int
+      sample: 0
+    timing: &timing
+      description:
+        - The probe's own scheduling. C(exec_rtt_ms) is the detection exec's round trip; C(max_start_lag_ms) the latest start
+          of a check after the probe script's own start, in the round that decided the statuses (the confirmation when there
+          was one).
+        - C(trusted) is false, with C(reason), when a check started more than half its timeout late, an exec round trip took
+          more than half a check's timeout, or the confirmation exec failed; egress_verdict then gives the pod C(inconclusive)
+          when a failure rests only on a timeout.
+      returned: when probed
+      type: dict
+      sample: {trusted: true, reason: null, exec_rtt_ms: 150, max_start_lag_ms: 20,
+               rounds: [{round: checks, checks: 20, timeout_s: 5, elapsed_ms: 310, max_start_lag_ms: 20}]}
+      contains:
+        trusted:
+          description: Whether a timeout can be read as the network not answering.
+          type: bool
+        reason:
+          description: Why not, null when trusted.
+          type: str
+        exec_rtt_ms:
+          description: The detection exec's round trip.
+          type: int
+        max_start_lag_ms:
+          description: The latest start of a check after the script's start, in the deciding round.
+          type: int
+        rounds:
+          description: Each round of checks, C({round, checks, timeout_s, elapsed_ms, max_start_lag_ms}); C(round) is C(checks) or C(confirmation).
+          type: list
+          elements: dict
 other_node: &other_node
   description:
     - Only when the pod and its node both fail a target (the target's own HTTP, TCP or UDP check), the same facts from one
@@ -666,6 +703,8 @@ other_node: &other_node
     exec_round_trips: *exec_round_trips
     concurrent_execs: *concurrent_execs
     duration_ms: *duration_ms
+    confirmed_checks: *confirmed_checks
+    timing: *timing
     choice:
       description: Which node was chosen and why.
       type: dict
@@ -694,6 +733,8 @@ notes: &notes
 exec_round_trips: *exec_round_trips
 concurrent_execs: *concurrent_execs
 duration_ms: *duration_ms
+confirmed_checks: *confirmed_checks
+timing: *timing
 exec_reruns: &exec_reruns
   description:
     - How many probe commands were run again because the connection to the API server dropped mid-exec (the probes only
@@ -742,6 +783,8 @@ results:
     exec_round_trips: *exec_round_trips
     concurrent_execs: *concurrent_execs
     duration_ms: *duration_ms
+    confirmed_checks: *confirmed_checks
+    timing: *timing
     exec_reruns: *exec_reruns
 failed_pods:
   description:

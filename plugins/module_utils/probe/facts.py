@@ -12,6 +12,12 @@ import re
 from datetime import UTC, datetime
 
 KILLED_EXIT_CODES = (124, 137, 143)   # timeout(1) expiry, SIGKILL, SIGTERM: the check ran out of time
+# The error classes of a check that ran out of time: no answer before its timeout, or no report at all because the exec
+# was cut short; for UDP also no reply (it waits for one until the timeout), and for DNS a SERVFAIL, which is what a
+# forwarding resolver (CoreDNS's forward plugin) answers when its own upstream did not answer in time. The runner re-runs
+# such checks before any rule may conclude from them.
+TIMED_OUT_CLASSES = ("timeout", "no_result")
+TIMED_OUT_BY_KIND = {"udp": ("no_answer",), "dns": ("servfail",)}
 NOT_FOUND_EXIT_CODES = (126, 127)
 
 ASCII_DIGITS = re.compile(r"[0-9]+")
@@ -69,6 +75,11 @@ def ascii_int(text, digits: int = 9):
 
 def fact(status: str, error_class=None, summary: str = "", **details) -> dict:
     return {"status": status, "error_class": error_class, "summary": summary, "details": details}
+
+
+def timed_out(kind: str, error_class) -> bool:
+    """Did a check of this kind fail by running out of time (rather than by an answer that says no)?"""
+    return error_class in TIMED_OUT_CLASSES or error_class in TIMED_OUT_BY_KIND.get(kind, ())
 
 
 def classify_text(output: str):

@@ -1,4 +1,5 @@
-"""pod_probe: run every check of the field guide inside a pod's network namespace, in two exec round trips.
+"""pod_probe: run every check of the field guide inside a pod's network namespace, in two exec round trips (three when a
+check timed out and is confirmed).
 
 probe(run, targets, options) is the core: `run(argv, timeout) -> ExecResult` executes one command in the container
 (kubernetes exec, or anything else that behaves the same, such as the lab's `kdlab exec` in tests). probe_pod() adds
@@ -49,6 +50,24 @@ STATUS_ORDER = ("error", "fail", "ok", "skipped")
 # GKE Autopilot's Warden webhook (its constraint name).
 POD_SECURITY_REFUSAL = re.compile(r'violates PodSecurity "(?P<level>[a-z]+):[^"]*"')
 AUTOPILOT_REFUSAL = "autogke-disallow-hostnamespaces"
+# A check that failed by timing out may only have met a busy machine (a starved DNS server, a late scheduler): it is re-run
+# once with CONFIRM_FACTOR x the timeout (at most CONFIRM_TIMEOUT_CAP s) before any rule may conclude from it. ICMP echo is
+# not re-run: no rule concludes from a lost ping, and many healthy endpoints drop ICMP, so re-running it would add a round
+# to every healthy diagnosis of them.
+CONFIRM_FACTOR = 2
+CONFIRM_TIMEOUT_CAP = 60
+UNCONFIRMED_KINDS = ("icmp",)
+# A tool that failed on its own name lookup (curl, nc, openssl resolve the host themselves, through the C library's resolver
+# with its search list: several queries one after the other) is re-run too: under load that lookup gives up ("Temporary
+# failure in name resolution") while the probe's single DNS queries still answer, as 20 healthy lab clusters at -f 20 showed.
+LOOKUP_FAILURE_CLASSES = ("dns", "proxy_dns")
+# The probe cannot trust its timings when a check of the deciding round started more than START_LAG_LIMIT x its timeout
+# after the script did (the shell needed half a check's budget just to fork it: the tools and the servers they wait for
+# are starved too), or when the detection exec (a few dozen forks and one exec round trip: 0.2-0.4 s here at -f 5, 3.9 s
+# median at 40 clusters -f 40) took more than EXEC_RTT_LIMIT x the timeout. At one whole timeout the last false alarm of
+# 40 clusters at -f 40 passed (a SERVFAIL twice, from a lab CoreDNS starved with it, exec round trip 4.3 s of 5).
+START_LAG_LIMIT = 0.5
+EXEC_RTT_LIMIT = 0.5
 # probe_pods probes this many pods at once at most: each holds up to two execs open for its timeout, and they all share the
 # client's rate limit, so more threads would only queue there.
 MAX_CONCURRENT_PODS = 8
@@ -150,14 +169,14 @@ def _check_entry(check, parsed, raw) -> dict:
     return entry
 
 
-def _run_batches(run, groups: list[list], environment, options) -> dict:
-    """check id -> raw result, every batch in its own concurrent exec."""
+def _run_batches(run, groups: list[list], environment, timeout: int) -> dict:
+    """check id -> raw result, every batch in its own concurrent exec, each check under `timeout`."""
     nonce = probe_script.new_nonce()
 
     def one(group):
         # a by-address check takes up to three timed steps in turn: the pod's resolution, the external one, the check
         steps = 3 if any(check.record[0] == "ba" for check in group) else 1
-        result = run(probe_script.probe_argv(group, options.timeout, environment.timeout_mode, nonce), steps * options.timeout + EXEC_OVERHEAD)
+        result = run(probe_script.probe_argv(group, timeout, environment.timeout_mode, nonce), steps * timeout + EXEC_OVERHEAD)
         if result.exit_code is None and not result.stdout:
             raise KubeError(f"the probe exec failed: {result.error}")
         return group, probe_script.split_probe_output(result.stdout, len(group), nonce)
@@ -170,8 +189,66 @@ def _run_batches(run, groups: list[list], environment, options) -> dict:
     return raw
 
 
-def assemble(checks: list, raw: dict, environment, options, targets: list) -> dict:
-    """The facts: local facts, one entry per check (DF pings folded into one MTU entry per host), per-target status."""
+NO_RESULT = {"output": "", "duration_ms": None, "start_lag_ms": None, "exit_code": None}
+
+
+def parse_result(check, result):
+    """The fact of one runnable check from its raw result (None or no exit code: the exec was cut short)."""
+    if result is None or result["exit_code"] is None:
+        return probe_facts.fact("error", "no_result", "the check did not report (the exec was cut short)")
+    return probe_facts.parse_check(check.kind, check.tool, result["exit_code"], result["output"], check.params)
+
+
+def confirmation_timeout(timeout: int) -> int:
+    return max(timeout, min(CONFIRM_FACTOR * timeout, CONFIRM_TIMEOUT_CAP))
+
+
+def to_confirm(checks: list, raw: dict) -> list:
+    """The runnable checks whose first attempt failed by timing out or on their own name lookup, and that a rule may
+    conclude from: a DF ping only when a smaller size to the same host passed (a black hole is what could be concluded from
+    it)."""
+    parsed = {check.id: parse_result(check, raw.get(check.id)) for check in checks if check.record is not None}
+    passed_sizes: dict[str, list] = {}
+    for check in checks:
+        if check.kind == "mtu" and check.id in parsed and parsed[check.id]["status"] == "ok":
+            passed_sizes.setdefault(check.target, []).append(check.params["size"])
+    chosen = []
+    for check in checks:
+        fact = parsed.get(check.id)
+        if fact is None or check.kind in UNCONFIRMED_KINDS:
+            continue
+        if check.kind != "dns" and fact["error_class"] in LOOKUP_FAILURE_CLASSES:
+            chosen.append(check)
+            continue
+        if not probe_facts.timed_out(check.kind, fact["error_class"]):
+            continue
+        if check.kind == "mtu" and not any(size < check.params["size"] for size in passed_sizes.get(check.target, [])):
+            continue
+        chosen.append(check)
+    return chosen
+
+
+def _attempt(parsed, result) -> dict:
+    return {"status": parsed["status"], "error_class": parsed["error_class"], "elapsed_ms": result["duration_ms"],
+            "start_lag_ms": result.get("start_lag_ms")}
+
+
+def _confirmed(check, first_raw, second_raw):
+    """(fact, raw) of a re-run check: the second attempt decides; details.attempts records both, `confirmed` says whether
+    the failure held, the evidence shows both outputs."""
+    first, second = parse_result(check, first_raw), parse_result(check, second_raw)
+    first_raw, second_raw = first_raw or NO_RESULT, second_raw or NO_RESULT
+    second["details"]["attempts"] = [_attempt(first, first_raw), _attempt(second, second_raw)]
+    second["confirmed"] = second["status"] != "ok"
+    raw = dict(second_raw, output=f"--- attempt 1 (exit {first_raw['exit_code']})\n{first_raw['output']}\n"
+                                  f"--- attempt 2, alone with a longer timeout (exit {second_raw['exit_code']})\n{second_raw['output']}")
+    return second, raw
+
+
+def assemble(checks: list, raw: dict, environment, options, targets: list, confirmations=None) -> dict:
+    """The facts: local facts, one entry per check (DF pings folded into one MTU entry per host), per-target status.
+    `confirmations` holds the raw results of the checks re-run after timing out: their second attempt decides."""
+    confirmations = confirmations or {}
     mtu_by_host: dict[str, list] = {}
     entries = []
     for check in checks:
@@ -179,12 +256,11 @@ def assemble(checks: list, raw: dict, environment, options, targets: list) -> di
         if check.record is None:
             entries.append(_check_entry(check, None, None))
             continue
-        if result is None or result["exit_code"] is None:
-            parsed = probe_facts.fact("error", "no_result", "the check did not report (the exec was cut short)")
-            entries.append(_check_entry(check, parsed, result or {"output": "", "duration_ms": None, "exit_code": None}))
-            continue
-        parsed = probe_facts.parse_check(check.kind, check.tool, result["exit_code"], result["output"], check.params)
-        if check.kind == "mtu":
+        if check.id in confirmations:
+            parsed, result = _confirmed(check, result, confirmations[check.id])
+        else:
+            parsed, result = parse_result(check, result), result or NO_RESULT
+        if check.kind == "mtu" and parsed["error_class"] != "no_result":   # a size that never reported stays an entry of its own
             mtu_by_host.setdefault(check.target, []).append((check, parsed, result))
             continue
         entries.append(_check_entry(check, parsed, result))
@@ -195,6 +271,11 @@ def assemble(checks: list, raw: dict, environment, options, targets: list) -> di
         entry = {"id": check_id("mtu", host), "kind": "mtu", "target": host, "tool": "ping -M do", "params": {"host": host,
                  "sizes": [check.params["size"] for check, _parsed, _raw in items]}, **summary,
                  "evidence": _evidence(evidence), "duration_ms": max((raw["duration_ms"] or 0) for _check, _parsed, raw in items), "exit_code": None}
+        rerun = [(check, parsed) for check, parsed, _raw in items if "confirmed" in parsed]
+        if rerun:
+            entry["details"]["attempts"] = [dict(attempt, size=check.params["size"]) for check, parsed in rerun
+                                            for attempt in parsed["details"]["attempts"]]
+            entry["confirmed"] = any(parsed["confirmed"] for _check, parsed in rerun)
         entries.append(entry)
     settings = probe_script.proxy_settings(environment.env)
     facts = {
@@ -244,8 +325,26 @@ def controller_addresses(targets: list, resolve=resolve_host):
     return collect
 
 
+def _max_lag(raw: dict, checks: list):
+    lags = [raw[check.id]["start_lag_ms"] for check in checks if raw.get(check.id) and raw[check.id]["start_lag_ms"] is not None]
+    return max(lags, default=None)
+
+
+def timing_verdict(timeout: int, exec_rtt_ms, max_start_lag_ms) -> dict:
+    """Whether the probe's own scheduling leaves its timings meaningful: {trusted, reason, exec_rtt_ms, max_start_lag_ms}.
+    `timeout` is the per-check timeout of the round that decided the checks' statuses."""
+    reasons = []
+    if exec_rtt_ms is not None and exec_rtt_ms > EXEC_RTT_LIMIT * timeout * 1000:
+        reasons.append(f"an exec round trip into the container took {exec_rtt_ms} ms, more than half of the {timeout} s a check may take")
+    if max_start_lag_ms is not None and max_start_lag_ms > START_LAG_LIMIT * timeout * 1000:
+        reasons.append(f"checks started up to {max_start_lag_ms} ms after the probe did, more than half of their {timeout} s timeout: "
+                       "the container was too busy for a timeout to mean the network did not answer")
+    return {"trusted": not reasons, "reason": "; ".join(reasons) or None, "exec_rtt_ms": exec_rtt_ms, "max_start_lag_ms": max_start_lag_ms}
+
+
 def probe(run, targets: list, options: probe_script.ProbeOptions, by_address: bool = False, resolve=resolve_host) -> dict:
-    """Both round trips through `run`; returns the facts. Raises NoShell or KubeError.
+    """The round trips through `run` (detection, the checks, the confirmation of those that timed out); returns the facts.
+    Raises NoShell or KubeError.
 
     by_address adds the by-address checks (the pod's probe; the node's has no use for them), their fallback address
     resolved on the controller while the tools are detected. The node probe runs at the same time as the pod's, so its
@@ -253,12 +352,36 @@ def probe(run, targets: list, options: probe_script.ProbeOptions, by_address: bo
     started = time.monotonic()
     fallback = controller_addresses(targets, resolve) if by_address else None
     environment = detect(run)
+    exec_rtt_ms = int((time.monotonic() - started) * 1000)
     checks = probe_script.plan_checks(targets, environment, options, by_address=fallback(CONTROLLER_RESOLVE_WAIT) if fallback else None)
     groups = batches(checks, options.timeout, environment.timeout_mode)
-    raw = _run_batches(run, groups, environment, options) if groups else {}
-    facts = assemble(checks, raw, environment, options, targets)
-    facts["exec_round_trips"] = 1 + (1 if groups else 0)
+    round_started = time.monotonic()
+    raw = _run_batches(run, groups, environment, options.timeout) if groups else {}
+    rounds = [{"round": "checks", "checks": sum(len(g) for g in groups), "timeout_s": options.timeout,
+               "elapsed_ms": int((time.monotonic() - round_started) * 1000), "max_start_lag_ms": _max_lag(raw, checks)}]
+    rerun = to_confirm(checks, raw)
+    confirmations, confirmation_failed = {}, None
+    if rerun:
+        # Only the checks to confirm, in one exec of their own, concurrently with each other: one after the other would cost
+        # one longer timeout per check, and a fully broken pod has about twenty of them.
+        timeout = confirmation_timeout(options.timeout)
+        round_started = time.monotonic()
+        try:
+            confirmations = _run_batches(run, batches(rerun, timeout, environment.timeout_mode), environment, timeout)
+        except KubeError as error:
+            # The first round's facts stand; their timeouts stay unconfirmed, which the timing says.
+            confirmation_failed = f"the exec that re-runs the checks that timed out failed ({error}): their timeouts are not confirmed"
+        rounds.append({"round": "confirmation", "checks": len(rerun), "timeout_s": timeout,
+                       "elapsed_ms": int((time.monotonic() - round_started) * 1000), "max_start_lag_ms": _max_lag(confirmations, rerun)})
+    facts = assemble(checks, raw, environment, options, targets, confirmations)
+    # The round that decided the statuses is judged: the confirmation when there was one.
+    timing = timing_verdict(rounds[-1]["timeout_s"], exec_rtt_ms, rounds[-1]["max_start_lag_ms"])
+    if confirmation_failed:
+        timing.update(trusted=False, reason="; ".join(filter(None, (timing["reason"], confirmation_failed))))
+    facts["timing"] = {**timing, "rounds": rounds}
+    facts["exec_round_trips"] = 1 + (1 if groups else 0) + (1 if rerun else 0)
     facts["concurrent_execs"] = len(groups)
+    facts["confirmed_checks"] = len(rerun)
     facts["duration_ms"] = int((time.monotonic() - started) * 1000)
     return facts
 

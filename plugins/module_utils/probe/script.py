@@ -10,8 +10,11 @@ ever parsed as shell code (validation already refused spaces and shell metachara
 runs in the background under its own timeout, captures its output in memory (no temp files: it works on a read-only
 root filesystem and in images without mktemp or rm) and prints it as lines tagged with the check's index:
 
-    <index> o <one line of output>
-    <index> x <exit code> <duration ms>
+    <nonce> <index> o <one line of output>
+    <nonce> <index> x <exit code> <duration ms> <start lag ms>
+
+The start lag is how long after the script's own start the check began: on a container starved of CPU it grows, and the
+runner reads it to tell whether the probe's timings can be trusted (see runner.timing_verdict).
 
 Each line is written with one printf, well under PIPE_BUF, so concurrent checks interleave only whole lines.
 wget has no write-out like curl's: its body goes through `wc -c`, so a download that stalls still says how many bytes came
@@ -93,6 +96,7 @@ NL='
 '
 W='kdw|%{http_code}|%{time_namelookup}|%{time_connect}|%{time_appconnect}|%{time_starttransfer}|%{time_total}|%{size_download}|%{ssl_verify_result}|%{remote_ip}\n'
 now() { IFS=' .' read -r s c _ 2>/dev/null < /proc/uptime && echo $((s*1000+1${c}0-1000)) || echo 0; }
+S=$(now)
 to() {
   case $TM in
     gnu) timeout -s KILL $((T+1)) "$@" ;;
@@ -170,7 +174,7 @@ ck_ba() {
 }
 emit() {
   if [ -n "$4" ]; then printf '%s\n' "$4" | while IFS= read -r l || [ -n "$l" ]; do printf '%s %s o %s\n' "$N" "$1" "$l"; done; fi
-  printf '%s %s x %s %s\n' "$N" "$1" "$2" "$3"
+  printf '%s %s x %s %s %s\n' "$N" "$1" "$2" "$3" "$5"
 }
 i=0
 set -f
@@ -185,7 +189,7 @@ for r in "$@"; do
       *) out="unknown check kind"; rc=125 ;;
     esac
     e=$(now)
-    emit $i $rc $((e-s)) "$out"
+    emit $i $rc $((e-s)) "$out" $((s-S))
   ) &
   i=$((i+1))
 done
@@ -200,8 +204,9 @@ UDP_TEXT_PAYLOAD = ("text", "kubediag-probe\\n")
 DEFAULT_MTU_SIZES = (1500, 1472, 1450, 1400, 1350, 1280, 1000, 576)
 IP_AND_ICMP_HEADERS = 28
 NONCE_BYTES = 8
-# <nonce> <index> o <text> | <nonce> <index> x <exit code> <duration ms>: ASCII digits, capped, nothing else.
-LINE = re.compile(r"([0-9a-f]{16}) ([0-9]{1,4}) (?:o ?(.*)|x (-?[0-9]{1,3}) ([0-9]{1,9}))", re.S)
+# <nonce> <index> o <text> | <nonce> <index> x <exit code> <duration ms> [<start lag ms>]: ASCII digits, capped, nothing else.
+# The lag is optional so that a shell whose clock read failed (no /proc/uptime) still reports its checks.
+LINE = re.compile(r"([0-9a-f]{16}) ([0-9]{1,4}) (?:o ?(.*)|x (-?[0-9]{1,3}) ([0-9]{1,9})(?: (-?[0-9]{1,9}))?)", re.S)
 
 
 def minify(script: str) -> str:
@@ -577,12 +582,12 @@ def detect_argv() -> list[str]:
 
 
 def split_probe_output(stdout: str, count: int, nonce: str) -> list[dict]:
-    """Per check index: {"exit_code", "duration_ms", "output"}; exit_code None when the check never reported.
+    """Per check index: {"exit_code", "duration_ms", "start_lag_ms", "output"}; exit_code None when the check never reported.
 
     Records are split on "\n" only, as the script frames them (str.splitlines would also split on \r, U+2028 and
     friends inside a check's output), and only lines carrying this run's nonce count.
     """
-    results = [{"exit_code": None, "duration_ms": None, "lines": []} for _unused in range(count)]
+    results = [{"exit_code": None, "duration_ms": None, "start_lag_ms": None, "lines": []} for _unused in range(count)]
     for line in stdout.split(NEWLINE):
         match = LINE.fullmatch(line)
         if not match or match.group(1) != nonce:
@@ -596,4 +601,6 @@ def split_probe_output(stdout: str, count: int, nonce: str) -> list[dict]:
         else:
             results[index]["exit_code"] = int(match.group(4))
             results[index]["duration_ms"] = int(match.group(5))
-    return [{"exit_code": r["exit_code"], "duration_ms": r["duration_ms"], "output": NEWLINE.join(r["lines"])} for r in results]
+            results[index]["start_lag_ms"] = max(0, int(match.group(6))) if match.group(6) else None
+    return [{"exit_code": r["exit_code"], "duration_ms": r["duration_ms"], "start_lag_ms": r["start_lag_ms"], "output": NEWLINE.join(r["lines"])}
+            for r in results]

@@ -63,7 +63,7 @@ def _result(cluster, context, verdict, target_entry):
     root_causes = list(target_entry.get("root_causes") or [])
     status = target_entry.get("status") or ("healthy" if root_causes == ["healthy"] else "failing" if root_causes else "ok")
     note = {"note": target_entry["note"]} if target_entry.get("note") else {}
-    return {
+    result = {
         "cluster": cluster,
         "context": context,
         "pod": verdict.get("pod"),
@@ -76,6 +76,9 @@ def _result(cluster, context, verdict, target_entry):
         "checks": list(target_entry.get("checks") or []),
         **note,
     }
+    if status == "inconclusive":
+        result["reason"] = target_entry.get("reason") or verdict.get("inconclusive") or "the probe could not trust its timings"
+    return result
 
 
 def build_report(hosts):
@@ -125,6 +128,8 @@ def _cause_line(result):
         return "ok (the pod's other findings do not affect this target)"
     if result["status"] == "not_probed":
         return result.get("note") or "not probed"
+    if result["status"] == "inconclusive":
+        return f"inconclusive: {result['reason']}"
     if not result["root_causes"]:
         return "unknown: no rule explains the failure (see the checks)"
     return ", ".join(result["root_causes"])
@@ -133,8 +138,9 @@ def _cause_line(result):
 def _totals(summary):
     # Named only when there are some: a run where every pod was probed reads as before.
     not_probed = f", {summary['not_probed']} not probed" if summary.get("not_probed") else ""
+    inconclusive = f", {summary['inconclusive']} inconclusive" if summary.get("inconclusive") else ""
     return (f"{summary['results']} result(s) in {summary['clusters']} cluster(s): {summary['healthy']} healthy, {summary['ok']} ok, "
-            f"{summary['failing']} failing, {summary['unknown']} unknown{not_probed}, {summary['errors']} not diagnosed")
+            f"{summary['failing']} failing, {summary['unknown']} unknown{inconclusive}{not_probed}, {summary['errors']} not diagnosed")
 
 
 def _not_diagnosed(error):
@@ -242,6 +248,8 @@ def render_markdown(report):
                   f"Status: **{_md_text(result['status'])}**", ""]
         if result.get("note"):
             lines += [_md_text(result["note"]), ""]
+        if result["status"] == "inconclusive":
+            lines += [f"No root cause concluded: {_md_text(result['reason'])}", ""]
         for finding in result["findings"]:
             if finding.get("id") != "healthy":
                 lines += _md_finding(finding)
@@ -256,9 +264,9 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}h3{font-size:15px;margin:14px 0 4px}
 .totals{color:#4a5263;margin:0 0 18px}.result{border:1px solid #d7dbe3;border-radius:8px;padding:12px 16px;margin:14px 0}
 .result.failing{border-left:6px solid #c62828}.result.healthy,.result.ok{border-left:6px solid #2e7d32}
-.result.unknown,.result.not_probed{border-left:6px solid #f9a825}
+.result.unknown,.result.not_probed,.result.inconclusive{border-left:6px solid #f9a825}
 .status{font-weight:600;text-transform:uppercase;font-size:12px;padding:2px 6px;border-radius:4px}
-.status.failing{background:#fdecea;color:#b71c1c}.status.healthy,.status.ok{background:#e8f5e9;color:#1b5e20}.status.unknown,.status.not_probed{background:#fff8e1;color:#8d6e00}
+.status.failing{background:#fdecea;color:#b71c1c}.status.healthy,.status.ok{background:#e8f5e9;color:#1b5e20}.status.unknown,.status.not_probed,.status.inconclusive{background:#fff8e1;color:#8d6e00}
 svg.path{display:block;margin:10px 0}.hop rect{stroke-width:2}.hop text{font-size:13px;text-anchor:middle;dominant-baseline:middle}
 .hop-ok rect{fill:#e8f5e9;stroke:#2e7d32}.hop-fail rect{fill:#fdecea;stroke:#c62828;stroke-width:4}
 .hop-unknown rect{fill:#f4f5f7;stroke:#9aa1ad;stroke-dasharray:4 3}.hop-not_reached rect{fill:#f4f5f7;stroke:#c4c8d0}
@@ -329,6 +337,8 @@ def render_html(report):
                     f'<span class="status {_esc(status)}">{_esc(status)}</span></h2>')
         if result.get("note"):
             body.append(f'<p class="note">{_esc(result["note"])}</p>')
+        if status == "inconclusive":
+            body.append(f'<p class="reason">No root cause concluded: {_esc(result["reason"])}</p>')
         body.append(_path_svg(result["path"]))
         body.extend(_html_finding(f) for f in result["findings"] if f.get("id") != "healthy")
         if result["checks"]:

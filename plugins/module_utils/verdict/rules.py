@@ -18,6 +18,7 @@ facts dict per pod and evaluates each. Plain Python, stdlib only, no I/O.
 import copy
 import ipaddress
 
+from ansible_collections.kubediag.egress.plugins.module_utils.probe.facts import timed_out
 from ansible_collections.kubediag.egress.plugins.module_utils.verdict.sources import facts_for_pods, read_sources, skipped
 from ansible_collections.kubediag.egress.plugins.module_utils.vocabulary import (
     FIX_ORDER,
@@ -1018,8 +1019,43 @@ def _target_result(ctx, target, findings):
     return {"target": target.url, "status": status, "root_causes": [f["id"] for f in mine], "path": path, "checks": target.checks_for_report()}
 
 
+def _rests_on_time(check):
+    """A failure that only says nothing answered in time (after confirmation; a DNS SERVFAIL is a forwarder's upstream
+    timing out): a lost ping proves nothing either way, and a path-MTU black hole is sizes that timed out."""
+    if check.get("status") not in ("fail", "error") or check.get("kind") == "icmp":
+        return False
+    return timed_out(check.get("kind"), check.get("error_class")) or (check.get("kind") == "mtu" and check.get("error_class") == "blackhole")
+
+
+def untrusted_timing(ctx):
+    """Why no root cause may be drawn for this pod, or None: a part of the probe (the pod, or its node) that says its own
+    timings cannot be trusted still has a check that failed by running out of time, so that failure may be the machine's
+    load, not the network. Failures that are answers (refused, NXDOMAIN, a bad certificate) stand whatever the load."""
+    parts = (("the pod", ctx.pod), ("its node", ctx.node))
+    for who, probe in parts:
+        timing = probe.facts.get("timing") if probe is not None else None
+        if not isinstance(timing, dict) or timing.get("trusted") is not False:
+            continue
+        late = sorted(c["id"] for c in probe.checks.values() if _rests_on_time(c))
+        if late:
+            shown = ", ".join(late[:4]) + (f" and {len(late) - 4} more" if len(late) > 4 else "")
+            return (f"the probe of {who} cannot trust its own timings ({timing.get('reason') or 'no reason given'}), and {shown} failed "
+                    "only by timing out, even when re-run alone with a longer timeout: run the diagnosis again when the machine is less busy, "
+                    "or with a longer timeout")
+    return None
+
+
+def _inconclusive(ctx, reason, notes):
+    targets = [{"target": t.url, "status": "inconclusive", "reason": reason, "root_causes": [],
+                "path": [{"hop": h, "status": "unknown"} for h in HOPS], "checks": t.checks_for_report()} for t in ctx.targets]
+    return {"pod": ctx.ref, "node": ctx.pod_info.get("node"), "ip": ctx.pod_info.get("ip"), "healthy": False, "inconclusive": reason,
+            "root_causes": [], "findings": [], "targets": targets, "not_checked": sorted({*ctx.not_checked, f"no root cause concluded: {reason}"}),
+            "notes": notes}
+
+
 def evaluate_pod(facts):
-    """The verdict for one pod: {pod, node, healthy, root_causes, findings, targets, not_checked, notes}."""
+    """The verdict for one pod: {pod, node, healthy, inconclusive, root_causes, findings, targets, not_checked, notes}.
+    `inconclusive` is None, or the reason no root cause is drawn (the probe could not trust its timings)."""
     if not isinstance(facts, dict):
         raise VerdictError("facts must be a mapping with at least pod_probe")
     ctx = Context(facts)
@@ -1034,6 +1070,8 @@ def evaluate_pod(facts):
         if not ctx.probe_facts.get("failed"):  # reached but not probed; a failed pod's message says what to do itself
             ctx.not_checked.append(ALLOW_PROBE)
         rule_static(ctx)
+    elif (reason := untrusted_timing(ctx)) is not None:
+        return _inconclusive(ctx, reason, notes)
     else:
         for rule in RULES:
             rule(ctx)
@@ -1055,7 +1093,7 @@ def evaluate_pod(facts):
     for entry in targets:
         if entry["status"] == "unknown" and ctx.pod.probed:
             ctx.not_checked.append(f"{entry['target']} fails and no rule explains it: see its checks")
-    return {"pod": ctx.ref, "node": ctx.pod_info.get("node"), "ip": ctx.pod_info.get("ip"), "healthy": healthy,
+    return {"pod": ctx.ref, "node": ctx.pod_info.get("node"), "ip": ctx.pod_info.get("ip"), "healthy": healthy, "inconclusive": None,
             "root_causes": [f["id"] for f in findings], "findings": findings, "targets": targets,
             "not_checked": sorted(set(ctx.not_checked)), "notes": notes}
 

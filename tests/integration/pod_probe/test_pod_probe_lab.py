@@ -103,20 +103,23 @@ def test_dns_forwarding_cluster_fails_external_works(labs):
     assert external["status"] == "ok" and external["details"]["addresses"] == ["198.51.100.10"]
 
 
-def test_everything_times_out_in_about_one_timeout(labs):
+def test_everything_times_out_in_about_one_timeout_and_one_confirmation(labs):
     started = time.monotonic()
     facts = probe(labs.get("node.egress_broken"), targets=["https://api.example.test/health", "tcp://api.example.test:8443",
                                                            "udp://udp-echo.example.test:5353"], timeout=2)
     elapsed = time.monotonic() - started
     # Concurrency, not a speed target (that is make bench): run one after another, these checks take over 40 s. At
     # least the 10 checks that go past cluster DNS time out; the cluster DNS ones race CoreDNS's own upstream timeout
-    # (SERVFAIL or timeout, whichever comes first under load).
-    timed_out = [c for c in facts["checks"] if c["error_class"] == "timeout"]
-    assert len(timed_out) >= 10 and elapsed < 12, f"{len(timed_out)} timeouts took {elapsed:.1f}s: " + repr(
+    # (SERVFAIL or timeout, whichever comes first under load). Every timeout is confirmed in one more round, all at once,
+    # with twice the timeout (about 3 s + 5 s); with that budget a tool's own lookup may now end first, on CoreDNS's
+    # SERVFAIL (dns), rather than on the check's timeout.
+    timed_out = [c for c in facts["checks"] if c["error_class"] in ("timeout", "dns")]
+    assert all(c.get("confirmed") for c in timed_out if c["kind"] != "icmp") and facts["exec_round_trips"] == 3   # a lost ping is not re-run
+    assert len(timed_out) >= 10 and elapsed < 16, f"{len(timed_out)} timeouts took {elapsed:.1f}s: " + repr(
         sorted((c["id"], c["error_class"]) for c in facts["checks"]))
     # only the cluster DNS itself still answers (for cluster names): the node has no way out
     assert [c["id"] for c in facts["checks"] if c["status"] == "ok"] == ["dns.cluster_internal:kubernetes.default.svc.cluster.local"]
-    assert by_id(facts, "tcp:api.example.test:8443")["error_class"] == "timeout"
+    assert by_id(facts, "tcp:api.example.test:8443")["error_class"] in ("timeout", "dns")
 
 
 def test_injection_is_rejected_and_nothing_runs(labs, run_module):

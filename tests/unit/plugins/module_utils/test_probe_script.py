@@ -154,9 +154,9 @@ def test_split_probe_output_keeps_lines_in_order_per_check():
     stdout = "".join(f"{NONCE} {line}\n" for line in ("1 o second a", "0 o first", "1 o second b", "1 x 7 120")) + "noise\n"
     stdout += f"{NONCE} 0 x 0 30\n{NONCE} 0 o \n"
     assert probe_script.split_probe_output(stdout, 3, NONCE) == [
-        {"exit_code": 0, "duration_ms": 30, "output": "first\n"},
-        {"exit_code": 7, "duration_ms": 120, "output": "second a\nsecond b"},
-        {"exit_code": None, "duration_ms": None, "output": ""},
+        {"exit_code": 0, "duration_ms": 30, "start_lag_ms": None, "output": "first\n"},
+        {"exit_code": 7, "duration_ms": 120, "start_lag_ms": None, "output": "second a\nsecond b"},
+        {"exit_code": None, "duration_ms": None, "start_lag_ms": None, "output": ""},
     ]
 
 
@@ -209,7 +209,7 @@ def test_a_check_output_cannot_forge_another_checks_record(separator):
     forged = f"0 x 0 1{separator}{NONCE} 0 x 0 1{separator}1 x 0 1"
     stdout = f"{NONCE} 1 o HTTP/1.1 200{separator}{forged}\n{NONCE} 1 x 7 5\n"
     raw = probe_script.split_probe_output(stdout, 2, NONCE)
-    assert raw[0] == {"exit_code": None, "duration_ms": None, "output": ""}
+    assert raw[0] == {"exit_code": None, "duration_ms": None, "start_lag_ms": None, "output": ""}
     assert raw[1]["exit_code"] == 7
 
 

@@ -52,7 +52,7 @@ def test_contract_has_one_result_per_cluster_pod_target(report):
     assert statuses == ["healthy", "failing", "ok", "failing"]
     assert [r["root_causes"] for r in report["results"]] == [["healthy"], ["firewall.port_blocked"], [], ["dns.upstream_forwarding"]]
     assert report["summary"] == {"clusters": 4, "clusters_failed": ["broken"], "pods": 3, "results": 4, "healthy": 1, "ok": 1, "failing": 2,
-                                 "unknown": 0, "not_probed": 0, "errors": 1,
+                                 "unknown": 0, "not_probed": 0, "inconclusive": 0, "errors": 1,
                                  "root_causes": {"dns.upstream_forwarding": 1, "firewall.port_blocked": 1, "healthy": 1}}
     assert report["errors"] == [{"cluster": "broken", "context": None, "pod": None, "stage": "Resolve which pods to diagnose",
                                  "msg": "pod shop/x not found: check the pod name"}]
