@@ -25,8 +25,8 @@ test: setup ## every test: unit, lab integration, sanity, lint, galaxy-importer
 unit: setup ## pytest unit tests
 	$(PYTEST) tests/unit
 
-integration: setup ## lab integration tests (need root: they build network namespaces)
-	$(PYTEST) tests/integration
+integration: setup ## lab integration tests (need root: they build network namespaces); two at a time, labs are independent
+	$(PYTEST) -n 2 --dist load tests/integration
 
 sanity: setup ## ansible-test sanity, no ignore file
 	tests/tools/sanity.sh

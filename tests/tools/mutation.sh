@@ -36,5 +36,8 @@ CFG
   (cd "$run" && "$repo/.venv/bin/mutmut" results --all true) >"$work/${module//\//_}.results"
   echo "mutation: $module done in $((SECONDS - start)) s"
 done
-.venv/bin/python tests/tools/mutation_report.py --threshold "${MUTATION_THRESHOLD:-80}" \
-  $(for module in $modules; do echo "$module=$work/${module//\//_}.results"; done)
+pairs=()
+for module in $modules; do
+  pairs+=("$module=$work/${module//\//_}.results")
+done
+.venv/bin/python tests/tools/mutation_report.py --threshold "${MUTATION_THRESHOLD:-80}" "${pairs[@]}"

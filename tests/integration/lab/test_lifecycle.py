@@ -130,8 +130,8 @@ def test_lab_json_is_the_public_contract(lab_dir):
     build.up("healthy-fleet", lab_dir)
     with open(os.path.join(lab_dir, "lab.json"), encoding="utf-8") as f:
         info = json.load(f)
-    assert sorted(info) == sorted(["pods", "nodes", "endpoints", "subject", "expect", "resolvers", "egress_ips", "clusters", "kubeconfig", "inventory",
-                                 "aws"])
+    assert sorted(info) == sorted(["pods", "nodes", "endpoints", "subject", "expect", "resolvers", "egress_ips", "clusters", "kubeconfig",
+                                   "inventory", "aws"])
     assert info["aws"] is None      # no cluster has an aws: section (docs/lab.md)
     assert sorted(info["pods"][0]) == ["cluster", "image", "ip", "name", "namespace", "netns", "node"]
     assert sorted(info["nodes"][0]) == ["cluster", "ip", "name", "netns"]

@@ -35,8 +35,8 @@ def seed_cluster(ec2, cluster: str, section: dict, node_ips: dict[str, str]) -> 
         extra = {"ConnectivityType": "private"}
         if n["connectivity"] == "public":
             extra = {"AllocationId": ec2.allocate_address(Domain="vpc", Address=n["eip"])["AllocationId"]}
-        ids["nat_gateways"][n["name"]] = ec2.create_nat_gateway(SubnetId=ids["subnets"][n["subnet"]], TagSpecifications=_tag("natgateway", n["name"]),
-                                                               **extra)["NatGateway"]["NatGatewayId"]
+        created = ec2.create_nat_gateway(SubnetId=ids["subnets"][n["subnet"]], TagSpecifications=_tag("natgateway", n["name"]), **extra)
+        ids["nat_gateways"][n["name"]] = created["NatGateway"]["NatGatewayId"]
     main_table = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
     for t in section["route_tables"]:
         table = ec2.create_route_table(VpcId=vpc, TagSpecifications=_tag("route-table", t["name"]))["RouteTable"]["RouteTableId"]

@@ -124,9 +124,12 @@ def test_dns_broken_and_a_policy_on_the_port_gives_both():
     assert rule["to"] == [{"ipBlock": {"cidr": f"{ADDRESS}/32"}}]
 
 
-@pytest.mark.parametrize(("scenario", "behind"), [("dns.cluster_dns_unreachable-tls.cert_expired", "tls.cert_expired"),
-                                                ("dns.cluster_dns_unreachable-netpol.egress_blocked", "netpol.egress_blocked"),
-                                                ("dns.cluster_dns_unreachable-firewall.port_blocked", "firewall.port_blocked")])
+TWO_FAULTS = [("dns.cluster_dns_unreachable-tls.cert_expired", "tls.cert_expired"),
+              ("dns.cluster_dns_unreachable-netpol.egress_blocked", "netpol.egress_blocked"),
+              ("dns.cluster_dns_unreachable-firewall.port_blocked", "firewall.port_blocked")]
+
+
+@pytest.mark.parametrize(("scenario", "behind"), TWO_FAULTS)
 def test_the_recorded_two_fault_scenarios_name_the_address_behind_dns(scenario, behind):
     verdict = evaluate_cluster(json.loads((HERE / "verdict_cases" / f"{scenario}.json").read_text())["facts"])[0]
     assert verdict["root_causes"] == ["dns.cluster_dns_unreachable", behind]
