@@ -464,6 +464,11 @@ checks: &checks
     status:
       description: ok, fail, error or skipped.
       type: str
+    confirmed:
+      description:
+        - Only on a check re-run after it timed out, true when the second attempt failed too (the failure is confirmed),
+          false when it passed; C(details.attempts) then holds both attempts C({status, error_class, elapsed_ms, start_lag_ms}).
+      type: bool
     error_class:
       description: Why it did not pass (see docs/pod_probe.md), null when ok.
       type: str
@@ -642,9 +647,9 @@ node: &node
       sample: 0
     timing: &timing
       description:
-        - The probe's own scheduling. C(exec_rtt_ms) is the detection exec's round trip; C(max_start_lag_ms) the latest start
-          of a check after the probe script's own start, in the round that decided the statuses (the confirmation when there
-          was one).
+        - The probe's own scheduling. C(exec_rtt_ms) is the detection exec's time from its upgraded connection to its end (the
+          API server's own latency left out); C(max_start_lag_ms) the latest start of a check after the probe script's own
+          start, in the round that decided the statuses (the confirmation when there was one).
         - C(trusted) is false, with C(reason), when a check started more than half its timeout late, an exec round trip took
           more than half a check's timeout, or the confirmation exec failed; egress_verdict then gives the pod C(inconclusive)
           when a failure rests only on a timeout.

@@ -76,9 +76,11 @@ class ApiError(Exception):
 class ExecResult:
     """What an exec returned. exit_code is None when the command never started (error then holds the runtime's message,
     e.g. a missing executable) or when its output outgrew EXEC_OUTPUT_CAP (truncated: the exec was stopped there).
-    reruns counts the times a read-only command was run again after the connection dropped mid-exec."""
+    reruns counts the times a read-only command was run again after the connection dropped mid-exec. duration is the whole
+    call; stream_duration the last attempt from its upgraded connection to the end (without the API server's own latency,
+    the rate limit and the retries), None when not measured."""
 
-    def __init__(self, stdout, stderr, exit_code, error="", duration=0.0, truncated=False, reruns=0):
+    def __init__(self, stdout, stderr, exit_code, error="", duration=0.0, truncated=False, reruns=0, stream_duration=None):
         self.stdout = stdout
         self.stderr = stderr
         self.exit_code = exit_code
@@ -86,6 +88,7 @@ class ExecResult:
         self.duration = duration
         self.truncated = truncated
         self.reruns = reruns
+        self.stream_duration = stream_duration
 
 
 def _retry_after(headers):
@@ -435,6 +438,7 @@ class KubeClient:
                     if attempts.again():
                         continue
                     raise self.unreachable(exc, attempts) from exc
+                opened = time.monotonic()
                 try:
                     result = _read_exec(ws, dog, deadline)
                 except ExecDropped as dropped:
@@ -451,6 +455,7 @@ class KubeClient:
                                 "the API server slow; raise the timeout or retry.") from late
             result.reruns = reruns
             result.duration = time.monotonic() - started
+            result.stream_duration = time.monotonic() - opened
             return result
 
     def _open_exec(self, url, deadline):

@@ -330,6 +330,13 @@ def _max_lag(raw: dict, checks: list):
     return max(lags, default=None)
 
 
+def _exec_ms(result, started: float) -> int:
+    """The detection exec's time in the container: from its upgraded connection to its end, so that a slow API server (its
+    latency, its rate limit, retried upgrades) is not read as a busy container; the whole call when that is not measured."""
+    measured = getattr(result, "stream_duration", None)
+    return int((measured if measured is not None else time.monotonic() - started) * 1000)
+
+
 def timing_verdict(timeout: int, exec_rtt_ms, max_start_lag_ms) -> dict:
     """Whether the probe's own scheduling leaves its timings meaningful: {trusted, reason, exec_rtt_ms, max_start_lag_ms}.
     `timeout` is the per-check timeout of the round that decided the checks' statuses."""
@@ -351,8 +358,9 @@ def probe(run, targets: list, options: probe_script.ProbeOptions, by_address: bo
     answers are never there before the pod's exec: the controller's are the only ones to hand."""
     started = time.monotonic()
     fallback = controller_addresses(targets, resolve) if by_address else None
-    environment = detect(run)
-    exec_rtt_ms = int((time.monotonic() - started) * 1000)
+    detection = {}
+    environment = detect(lambda argv, timeout: detection.setdefault("result", run(argv, timeout)))
+    exec_rtt_ms = _exec_ms(detection.get("result"), started)
     checks = probe_script.plan_checks(targets, environment, options, by_address=fallback(CONTROLLER_RESOLVE_WAIT) if fallback else None)
     groups = batches(checks, options.timeout, environment.timeout_mode)
     round_started = time.monotonic()

@@ -70,7 +70,8 @@ def test_a_check_that_times_out_once_is_confirmed_healthy(labs, monkeypatch):
     # curl resolves the name itself: its lookup failed on the same held-back resolver, so it was re-run with the DNS checks
     assert first_attempt["http:https://api.example.test/health"] == "dns"
     assert all(checks[check_id]["status"] == "ok" for check_id in first_attempt)
-    assert rounds == ["3", "6"]   # the checks, then the confirmation with twice the timeout
+    # the checks, then the confirmation with twice the timeout (each round may take more than one exec: the URL budget)
+    assert set(rounds) == {"3", "6"} and rounds == sorted(rounds, key=int)
     assert run.probes[0]["timing"]["trusted"] is True
 
 

@@ -8,6 +8,7 @@ parsers under test are the real ones; what changes between rounds is only whethe
 import copy
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,12 @@ def test_a_healthy_pod_stays_healthy_under_untrusted_timings():
     facts["pod_probes"][0]["timing"] = UNTRUSTED
     verdict = evaluate_cluster(facts)[0]
     assert verdict["healthy"] is True and verdict["root_causes"] == ["healthy"]
+
+
+def test_the_exec_round_trip_leaves_the_api_servers_own_latency_out():
+    """A slow API server (latency, rate limit, retried upgrades) does not slow the checks in the pod: the detection exec is
+    timed from its upgraded connection (stream_duration) when the client measured it, else as a whole call."""
+    started = time.monotonic() - 4.0   # four seconds ago: the upgrade took that long
+    assert pod_probe._exec_ms(ExecResult("", "", 0, stream_duration=0.12), started) == 120
+    assert pod_probe._exec_ms(ExecResult("", "", 0), started) >= 4000
+    assert pod_probe.timing_verdict(5, pod_probe._exec_ms(ExecResult("", "", 0, stream_duration=0.12), started), 10)["trusted"] is True
