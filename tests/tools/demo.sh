@@ -19,7 +19,7 @@ ANSIBLE_CONFIG=ansible.cfg .venv/bin/ansible-playbook playbooks/diagnose_egress.
 .venv/bin/python - "$report_dir/report.json" <<'PY'
 import json, sys
 sys.path.insert(0, ".collections")
-from ansible_collections.kubediag.egress.plugins.module_utils.report import summary_lines
+from ansible_collections.kubediag.egress.plugins.module_utils.report.render import summary_lines
 print("\n".join(summary_lines(json.load(open(sys.argv[1])))))
 PY
 echo
