@@ -141,7 +141,9 @@ def _is_no_shell(result: ExecResult) -> bool:
     return (result.exit_code is None or result.exit_code in (126, 127)) and any(marker in text for marker in NO_SHELL_MARKERS)
 
 
-def detect(run) -> probe_script.Environment:
+def detect(run) -> tuple:
+    """(the container's tools and environment, the detection exec's time in ms as _exec_ms measures it)."""
+    started = time.monotonic()
     result = run(probe_script.detect_argv(), DETECT_TIMEOUT)
     if _is_no_shell(result):
         raise NoShell(result.error or result.stdout.strip() or result.stderr.strip())
@@ -150,7 +152,7 @@ def detect(run) -> probe_script.Environment:
     environment = probe_script.parse_detection(result.stdout)
     if not environment.tools and result.exit_code != 0:
         raise KubeError(f"the tool detection script failed in the container (exit {result.exit_code}): {result.stderr.strip()[:300]}")
-    return environment
+    return environment, _exec_ms(result, started)
 
 
 def _evidence(output: str) -> str:
@@ -358,9 +360,7 @@ def probe(run, targets: list, options: probe_script.ProbeOptions, by_address: bo
     answers are never there before the pod's exec: the controller's are the only ones to hand."""
     started = time.monotonic()
     fallback = controller_addresses(targets, resolve) if by_address else None
-    detection = {}
-    environment = detect(lambda argv, timeout: detection.setdefault("result", run(argv, timeout)))
-    exec_rtt_ms = _exec_ms(detection.get("result"), started)
+    environment, exec_rtt_ms = detect(run)
     checks = probe_script.plan_checks(targets, environment, options, by_address=fallback(CONTROLLER_RESOLVE_WAIT) if fallback else None)
     groups = batches(checks, options.timeout, environment.timeout_mode)
     round_started = time.monotonic()
